@@ -1,0 +1,869 @@
+/* crud.c: the commands that read and write documents: insert, update, delete, find, getMore,
+ * killCursors, count and aggregate ($match, $sort, $skip, $limit, $project, $count, $sample).
+ * Results are collected under the store's read lock as document references, then sorted and
+ * batched without the lock. */
+#include "commands.h"
+#include "cursor.h"
+#include "store.h"
+#include "update.h"
+#include "wire.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* mongod refuses stored documents nested deeper than this (BSONDepth::kDefaultMaxAllowableDepth
+ * minus the room commands need). */
+#define MAX_DOC_DEPTH 180
+
+/* ---- a growable array of document references ---- */
+
+typedef struct {
+    emu_doc_t **v;
+    size_t n, cap;
+} docvec_t;
+
+static void
+docvec_push(docvec_t *dv, emu_doc_t *d)
+{
+    if (dv->n == dv->cap) {
+        dv->cap = dv->cap ? dv->cap * 2 : 256;
+        dv->v = realloc(dv->v, dv->cap * sizeof *dv->v);
+        if (!dv->v)
+            abort();
+    }
+    dv->v[dv->n++] = d;
+}
+
+static void
+docvec_release(docvec_t *dv, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        emu_doc_unref(dv->v[i]);
+}
+
+static void
+docvec_free(docvec_t *dv)
+{
+    docvec_release(dv, 0, dv->n);
+    free(dv->v);
+    dv->v = NULL;
+    dv->n = dv->cap = 0;
+}
+
+/* Keeps v[skip .. skip+limit) (limit 0: no limit). */
+static void
+docvec_slice(docvec_t *dv, int64_t skip, int64_t limit)
+{
+    size_t s = skip > 0 ? ((uint64_t)skip > dv->n ? dv->n : (size_t)skip) : 0;
+    size_t e = dv->n;
+    if (limit > 0 && (uint64_t)limit < e - s)
+        e = s + (size_t)limit;
+    docvec_release(dv, 0, s);
+    docvec_release(dv, e, dv->n);
+    memmove(dv->v, dv->v + s, (e - s) * sizeof *dv->v);
+    dv->n = e - s;
+}
+
+/* Collects references to the documents of coll matching f (NULL: all), in natural order. */
+static void
+collect(const emu_coll_t *coll, const emu_filter_t *f, docvec_t *out)
+{
+    size_t slots = emu_coll_slots(coll);
+    for (size_t s = 0; s < slots; s++) {
+        emu_doc_t *d = emu_coll_at(coll, s);
+        if (!d)
+            continue;
+        if (f) {
+            bson_t view;
+            emu_doc_view(d, &view);
+            if (!emu_filter_matches(f, &view))
+                continue;
+        }
+        emu_doc_ref(d);
+        docvec_push(out, d);
+    }
+}
+
+static void
+refilter(docvec_t *dv, const emu_filter_t *f)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < dv->n; i++) {
+        bson_t view;
+        emu_doc_view(dv->v[i], &view);
+        if (emu_filter_matches(f, &view))
+            dv->v[o++] = dv->v[i];
+        else
+            emu_doc_unref(dv->v[i]);
+    }
+    dv->n = o;
+}
+
+/* ---- sorting: keys are extracted once per document, then compared ---- */
+
+typedef struct {
+    const emu_sort_t *sort;
+    const bson_value_t *keys;
+    int nkeys;
+} sortctx_t;
+
+static _Thread_local const sortctx_t *sort_ctx;
+
+typedef struct {
+    emu_doc_t *doc;
+    size_t pos; /* original position: a deterministic tie-break */
+} sortitem_t;
+
+static int
+sort_cmp(const void *a, const void *b)
+{
+    const sortitem_t *x = a, *y = b;
+    int r = emu_sort_compare(sort_ctx->sort, sort_ctx->keys + x->pos * (size_t)sort_ctx->nkeys,
+                             sort_ctx->keys + y->pos * (size_t)sort_ctx->nkeys);
+    if (r)
+        return r;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void
+docvec_sort(docvec_t *dv, const emu_sort_t *s)
+{
+    int nk = emu_sort_nkeys(s);
+    if (nk == 0 || dv->n < 2)
+        return;
+    bson_value_t *keys = malloc(dv->n * (size_t)nk * sizeof *keys);
+    sortitem_t *items = malloc(dv->n * sizeof *items);
+    if (!keys || !items)
+        abort();
+    for (size_t i = 0; i < dv->n; i++) {
+        bson_t view;
+        emu_doc_view(dv->v[i], &view);
+        emu_sort_keys(s, &view, keys + i * (size_t)nk);
+        items[i].doc = dv->v[i];
+        items[i].pos = i;
+    }
+    sortctx_t ctx = {s, keys, nk};
+    sort_ctx = &ctx;
+    qsort(items, dv->n, sizeof *items, sort_cmp);
+    sort_ctx = NULL;
+    for (size_t i = 0; i < dv->n; i++)
+        dv->v[i] = items[i].doc;
+    free(items);
+    free(keys);
+}
+
+/* ---- shared argument handling ---- */
+
+static bool
+coll_arg(emu_cmd_t *c, const char **coll, char *ns, size_t nslen, emu_error_t *err)
+{
+    if (!emu_cmd_string(c, c->name, coll, err) || !emu_valid_ns(c->db, *coll, err))
+        return false;
+    snprintf(ns, nslen, "%s.%s", c->db, *coll);
+    return true;
+}
+
+/* Reads an array argument; *present false when absent. */
+static bool
+array_arg(emu_cmd_t *c, const char *field, bson_iter_t *items, emu_error_t *err)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, c->cmd, field))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "BSON field '%s.%s' is missing",
+                             c->name, field);
+    if (!BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, items))
+        return emu_error_set(err, EMU_TYPE_MISMATCH,
+                             "BSON field '%s.%s' is the wrong type, expected type 'array'",
+                             c->name, field);
+    return true;
+}
+
+static void
+doc_view_of(bson_iter_t *it, bson_t *view)
+{
+    const uint8_t *data;
+    uint32_t len;
+    bson_iter_document(it, &len, &data);
+    if (!bson_init_static(view, data, len))
+        bson_init(view);
+}
+
+static void
+write_error(bson_t *errs, uint32_t *nerr, uint32_t index, const emu_error_t *e)
+{
+    char keybuf[16];
+    const char *key;
+    bson_t d;
+    size_t klen = bson_uint32_to_string((*nerr)++, &key, keybuf, sizeof keybuf);
+    bson_append_document_begin(errs, key, (int)klen, &d);
+    BSON_APPEND_INT32(&d, "index", (int32_t)index);
+    BSON_APPEND_INT32(&d, "code", e->code);
+    const char *name = emu_code_name(e->code);
+    if (*name)
+        BSON_APPEND_UTF8(&d, "codeName", name);
+    BSON_APPEND_UTF8(&d, "errmsg", e->msg);
+    bson_append_document_end(errs, &d);
+}
+
+/* A stored copy of doc with _id first, generating an ObjectId when it has none. */
+static emu_doc_t *
+prepare_doc(const bson_t *doc, emu_error_t *err)
+{
+    bson_iter_t it;
+    if (doc->len > EMU_MAX_BSON_SIZE) {
+        emu_error_set(err, 10334, "object to insert too large. size in bytes: %u, max size: %d",
+                      doc->len, EMU_MAX_BSON_SIZE);
+        return NULL;
+    }
+    if (emu_bson_depth(doc, MAX_DOC_DEPTH) > MAX_DOC_DEPTH) {
+        emu_error_set(err, 15, "Document exceeds maximum nesting depth of %d", MAX_DOC_DEPTH);
+        return NULL;
+    }
+    bool has_id = bson_iter_init_find(&it, doc, "_id");
+    if (has_id && (BSON_ITER_HOLDS_ARRAY(&it) || BSON_ITER_HOLDS_REGEX(&it) ||
+                   BSON_ITER_HOLDS_UNDEFINED(&it))) {
+        emu_error_set(err, EMU_BAD_VALUE, "can't use a%s for _id",
+                      BSON_ITER_HOLDS_ARRAY(&it) ? "n array" : " regex or undefined");
+        return NULL;
+    }
+    bson_iter_t first;
+    if (has_id && bson_iter_init(&first, doc) && bson_iter_next(&first) &&
+        strcmp(bson_iter_key(&first), "_id") == 0)
+        return emu_doc_new(bson_get_data(doc), doc->len);
+    /* mongod moves _id to the front (and adds one when missing). */
+    bson_t out = BSON_INITIALIZER;
+    if (has_id) {
+        bson_append_iter(&out, "_id", 3, &it);
+    } else {
+        bson_oid_t oid;
+        bson_oid_init(&oid, NULL);
+        BSON_APPEND_OID(&out, "_id", &oid);
+    }
+    bson_copy_to_excluding_noinit(doc, &out, "_id", NULL);
+    emu_doc_t *d = NULL;
+    if (out.len > EMU_MAX_BSON_SIZE)
+        emu_error_set(err, 10334, "object to insert too large");
+    else
+        d = emu_doc_new(bson_get_data(&out), out.len);
+    bson_destroy(&out);
+    return d;
+}
+
+/* ---- insert ---- */
+
+bool
+emu_cmd_insert(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    char ns[300];
+    bson_iter_t items;
+    if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "documents", &items, err))
+        return false;
+    bool ordered = emu_cmd_bool(c, "ordered", true);
+    bson_t errs = BSON_INITIALIZER;
+    uint32_t nerr = 0, index = 0;
+    int32_t n = 0;
+    emu_store_wrlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, true);
+    for (; bson_iter_next(&items); index++) {
+        emu_error_t e = {0};
+        bson_t doc;
+        emu_doc_t *d = NULL;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&items))
+            emu_error_set(&e, EMU_TYPE_MISMATCH, "documents to insert must be objects");
+        else {
+            doc_view_of(&items, &doc);
+            d = prepare_doc(&doc, &e);
+        }
+        if (d && emu_coll_insert(coll, d, &e)) {
+            n++;
+            continue;
+        }
+        write_error(&errs, &nerr, index, &e);
+        if (ordered)
+            break;
+    }
+    emu_store_unlock();
+    BSON_APPEND_INT32(reply, "n", n);
+    if (nerr)
+        BSON_APPEND_ARRAY(reply, "writeErrors", &errs);
+    bson_destroy(&errs);
+    return true;
+}
+
+/* ---- update ---- */
+
+/* Applies one update statement; adds to *n, *modified and upserted. */
+static bool
+update_one_statement(emu_coll_t *coll, const bson_t *stmt, uint32_t index, int32_t *n,
+                     int32_t *nmodified, bson_t *upserted, uint32_t *nups, emu_error_t *err)
+{
+    bson_iter_t it;
+    bson_t q, u;
+    bool upsert = false, multi = false;
+    if (!bson_iter_init_find(&it, stmt, "q") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE,
+                             "BSON field 'update.updates.q' is missing or not an object");
+    doc_view_of(&it, &q);
+    if (!bson_iter_init_find(&it, stmt, "u"))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "BSON field 'update.updates.u' is missing");
+    if (BSON_ITER_HOLDS_ARRAY(&it))
+        return emu_error_set(err, EMU_BAD_VALUE,
+                             "pipeline-style updates are not supported by docdb-emu");
+    if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "'u' must be an object or a pipeline");
+    doc_view_of(&it, &u);
+    if (bson_iter_init_find(&it, stmt, "upsert"))
+        upsert = bson_iter_as_bool(&it);
+    if (bson_iter_init_find(&it, stmt, "multi"))
+        multi = bson_iter_as_bool(&it);
+    if (bson_iter_init_find(&it, stmt, "arrayFilters"))
+        return emu_error_set(err, EMU_BAD_VALUE, "arrayFilters are not supported by docdb-emu");
+    if (!emu_update_validate(&u, err))
+        return false;
+    if (multi && !emu_update_is_operator(&u))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE,
+                             "multi update is not supported for replacement-style update");
+    emu_filter_t *f = emu_filter_new(&q, err);
+    if (!f)
+        return false;
+    bool ok = true;
+    int32_t matched = 0;
+    size_t slots = emu_coll_slots(coll);
+    for (size_t s = 0; s < slots; s++) {
+        emu_doc_t *d = emu_coll_at(coll, s);
+        bson_t view, out = BSON_INITIALIZER;
+        bool modified = false;
+        if (!d)
+            continue;
+        emu_doc_view(d, &view);
+        if (!emu_filter_matches(f, &view)) {
+            bson_destroy(&out);
+            continue;
+        }
+        if (!emu_update_apply(&view, &u, &out, &modified, err)) {
+            bson_destroy(&out);
+            ok = false;
+            break;
+        }
+        matched++;
+        if (modified) {
+            emu_doc_t *nd = emu_doc_new(bson_get_data(&out), out.len);
+            if (!nd)
+                abort();
+            emu_coll_replace(coll, s, nd);
+            (*nmodified)++;
+        }
+        bson_destroy(&out);
+        if (!multi)
+            break;
+    }
+    emu_filter_destroy(f);
+    if (!ok)
+        return false;
+    *n += matched;
+    if (matched || !upsert)
+        return true;
+    bson_t base = BSON_INITIALIZER;
+    if (!emu_update_upsert_doc(&q, &u, &base, err)) {
+        bson_destroy(&base);
+        return false;
+    }
+    emu_doc_t *nd = prepare_doc(&base, err);
+    bson_destroy(&base);
+    if (!nd || !emu_coll_insert(coll, nd, err))
+        return false;
+    bson_t view, entry;
+    bson_value_t id;
+    char keybuf[16];
+    const char *key;
+    emu_doc_view(nd, &view);
+    emu_doc_id(&view, &id);
+    size_t klen = bson_uint32_to_string((*nups)++, &key, keybuf, sizeof keybuf);
+    bson_append_document_begin(upserted, key, (int)klen, &entry);
+    BSON_APPEND_INT32(&entry, "index", (int32_t)index);
+    BSON_APPEND_VALUE(&entry, "_id", &id);
+    bson_append_document_end(upserted, &entry);
+    (*n)++;
+    return true;
+}
+
+bool
+emu_cmd_update(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    char ns[300];
+    bson_iter_t items;
+    if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "updates", &items, err))
+        return false;
+    bool ordered = emu_cmd_bool(c, "ordered", true);
+    bson_t errs = BSON_INITIALIZER, upserted = BSON_INITIALIZER;
+    uint32_t nerr = 0, nups = 0, index = 0;
+    int32_t n = 0, nmodified = 0;
+    emu_store_wrlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, true);
+    for (; bson_iter_next(&items); index++) {
+        emu_error_t e = {0};
+        bson_t stmt;
+        bool ok;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&items)) {
+            ok = emu_error_set(&e, EMU_TYPE_MISMATCH, "update statements must be objects");
+        } else {
+            doc_view_of(&items, &stmt);
+            ok = update_one_statement(coll, &stmt, index, &n, &nmodified, &upserted, &nups, &e);
+        }
+        if (!ok) {
+            write_error(&errs, &nerr, index, &e);
+            if (ordered)
+                break;
+        }
+    }
+    emu_store_unlock();
+    BSON_APPEND_INT32(reply, "n", n);
+    BSON_APPEND_INT32(reply, "nModified", nmodified);
+    if (nups)
+        BSON_APPEND_ARRAY(reply, "upserted", &upserted);
+    if (nerr)
+        BSON_APPEND_ARRAY(reply, "writeErrors", &errs);
+    bson_destroy(&errs);
+    bson_destroy(&upserted);
+    return true;
+}
+
+/* ---- delete ---- */
+
+bool
+emu_cmd_delete(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    char ns[300];
+    bson_iter_t items;
+    if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "deletes", &items, err))
+        return false;
+    bool ordered = emu_cmd_bool(c, "ordered", true);
+    bson_t errs = BSON_INITIALIZER;
+    uint32_t nerr = 0, index = 0;
+    int32_t n = 0;
+    emu_store_wrlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    for (; bson_iter_next(&items); index++) {
+        emu_error_t e = {0};
+        bson_t stmt, q;
+        bson_iter_t it;
+        int64_t limit = 0;
+        emu_filter_t *f = NULL;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&items)) {
+            emu_error_set(&e, EMU_TYPE_MISMATCH, "delete statements must be objects");
+            goto item_failed;
+        }
+        doc_view_of(&items, &stmt);
+        if (!bson_iter_init_find(&it, &stmt, "q") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            emu_error_set(&e, EMU_FAILED_TO_PARSE,
+                          "BSON field 'delete.deletes.q' is missing or not an object");
+            goto item_failed;
+        }
+        doc_view_of(&it, &q);
+        if (!bson_iter_init_find(&it, &stmt, "limit") || !BSON_ITER_HOLDS_NUMBER(&it) ||
+            ((limit = bson_iter_as_int64(&it)) != 0 && limit != 1)) {
+            emu_error_set(&e, EMU_FAILED_TO_PARSE,
+                          "The limit field in delete objects must be 0 or 1. Got %lld",
+                          (long long)limit);
+            goto item_failed;
+        }
+        if (!(f = emu_filter_new(&q, &e)))
+            goto item_failed;
+        for (size_t s = 0; coll && s < emu_coll_slots(coll); s++) {
+            emu_doc_t *d = emu_coll_at(coll, s);
+            bson_t view;
+            if (!d)
+                continue;
+            emu_doc_view(d, &view);
+            if (!emu_filter_matches(f, &view))
+                continue;
+            emu_coll_remove(coll, s);
+            n++;
+            if (limit == 1)
+                break;
+        }
+        emu_filter_destroy(f);
+        continue;
+    item_failed:
+        write_error(&errs, &nerr, index, &e);
+        if (ordered)
+            break;
+    }
+    if (coll)
+        emu_coll_compact(coll);
+    emu_store_unlock();
+    BSON_APPEND_INT32(reply, "n", n);
+    if (nerr)
+        BSON_APPEND_ARRAY(reply, "writeErrors", &errs);
+    bson_destroy(&errs);
+    return true;
+}
+
+/* ---- find, getMore, killCursors, count ---- */
+
+typedef struct {
+    bson_t filter, sort, projection;
+    bool has_filter, has_sort, has_projection;
+    int64_t skip, limit, batch_size;
+    bool has_skip, has_limit, has_batch_size;
+} find_args_t;
+
+static bool
+find_args(emu_cmd_t *c, find_args_t *a, const char *filter_field, emu_error_t *err)
+{
+    memset(a, 0, sizeof *a);
+    if (!emu_cmd_doc(c, filter_field, &a->filter, &a->has_filter, err) ||
+        !emu_cmd_doc(c, "sort", &a->sort, &a->has_sort, err) ||
+        !emu_cmd_doc(c, "projection", &a->projection, &a->has_projection, err) ||
+        !emu_cmd_int64(c, "skip", &a->skip, &a->has_skip, err) ||
+        !emu_cmd_int64(c, "limit", &a->limit, &a->has_limit, err) ||
+        !emu_cmd_int64(c, "batchSize", &a->batch_size, &a->has_batch_size, err))
+        return false;
+    if (a->skip < 0)
+        return emu_error_set(err, EMU_BAD_VALUE, "Skip value must be non-negative, but received: %lld",
+                             (long long)a->skip);
+    if (a->batch_size < 0)
+        return emu_error_set(err, EMU_BAD_VALUE,
+                             "BatchSize value must be non-negative, but received: %lld",
+                             (long long)a->batch_size);
+    return true;
+}
+
+bool
+emu_cmd_find(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    char ns[300];
+    find_args_t a;
+    emu_filter_t *f = NULL;
+    emu_sort_t *s = NULL;
+    emu_projection_t *p = NULL;
+    docvec_t dv = {0};
+    if (!coll_arg(c, &name, ns, sizeof ns, err) || !find_args(c, &a, "filter", err))
+        return false;
+    bool single = emu_cmd_bool(c, "singleBatch", false);
+    if (a.limit < 0) {
+        /* A negative limit is the legacy spelling of singleBatch. */
+        a.limit = -a.limit;
+        single = true;
+    }
+    if ((a.has_filter && !(f = emu_filter_new(&a.filter, err))) ||
+        (a.has_sort && !(s = emu_sort_new(&a.sort, err))) ||
+        (a.has_projection && !bson_empty(&a.projection) &&
+         !(p = emu_projection_new(&a.projection, err)))) {
+        emu_filter_destroy(f);
+        emu_sort_destroy(s);
+        return false;
+    }
+    emu_store_rdlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    if (coll)
+        collect(coll, f, &dv);
+    emu_store_unlock();
+    emu_filter_destroy(f);
+    if (s) {
+        docvec_sort(&dv, s);
+        emu_sort_destroy(s);
+    }
+    docvec_slice(&dv, a.skip, a.limit);
+    emu_cursor_t *cur = emu_cursor_new(ns, dv.v, dv.n, p);
+    emu_cursor_reply(cur, reply, true, a.has_batch_size ? a.batch_size : -1, !single);
+    return true;
+}
+
+bool
+emu_cmd_get_more(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    bson_iter_t it;
+    const char *coll;
+    int64_t batch_size = 0;
+    bool has_bs;
+    char ns[300];
+    if (!bson_iter_init_find(&it, c->cmd, "getMore") || !BSON_ITER_HOLDS_INT64(&it))
+        return emu_error_set(err, EMU_TYPE_MISMATCH, "Field 'getMore' must be of type long");
+    int64_t id = bson_iter_int64(&it);
+    if (!emu_cmd_string(c, "collection", &coll, err) ||
+        !emu_cmd_int64(c, "batchSize", &batch_size, &has_bs, err))
+        return false;
+    if (batch_size < 0)
+        return emu_error_set(err, EMU_BAD_VALUE, "batchSize must be non-negative");
+    snprintf(ns, sizeof ns, "%s.%s", c->db, coll);
+    emu_cursor_reap(emu_now_ms(), (int64_t)emu_config.cursor_timeout_s * 1000);
+    emu_cursor_t *cur = emu_cursor_checkout(id, ns, err);
+    if (!cur)
+        return false;
+    emu_cursor_reply(cur, reply, false, batch_size, true);
+    return true;
+}
+
+bool
+emu_cmd_kill_cursors(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    char ns[300];
+    bson_iter_t items;
+    bson_t killed = BSON_INITIALIZER, missing = BSON_INITIALIZER, empty = BSON_INITIALIZER;
+    uint32_t nk = 0, nm = 0;
+    if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "cursors", &items, err))
+        return false;
+    while (bson_iter_next(&items)) {
+        char keybuf[16];
+        const char *key;
+        if (!BSON_ITER_HOLDS_INT64(&items)) {
+            bson_destroy(&killed);
+            bson_destroy(&missing);
+            return emu_error_set(err, EMU_TYPE_MISMATCH,
+                                 "BSON field 'killCursors.cursors' must hold longs");
+        }
+        int64_t id = bson_iter_int64(&items);
+        bool ok = emu_cursor_kill(id);
+        bson_t *dst = ok ? &killed : &missing;
+        uint32_t *cnt = ok ? &nk : &nm;
+        size_t klen = bson_uint32_to_string((*cnt)++, &key, keybuf, sizeof keybuf);
+        bson_append_int64(dst, key, (int)klen, id);
+    }
+    BSON_APPEND_ARRAY(reply, "cursorsKilled", &killed);
+    BSON_APPEND_ARRAY(reply, "cursorsNotFound", &missing);
+    BSON_APPEND_ARRAY(reply, "cursorsAlive", &empty);
+    BSON_APPEND_ARRAY(reply, "cursorsUnknown", &empty);
+    bson_destroy(&killed);
+    bson_destroy(&missing);
+    return true;
+}
+
+bool
+emu_cmd_count(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    char ns[300];
+    find_args_t a;
+    emu_filter_t *f = NULL;
+    if (!coll_arg(c, &name, ns, sizeof ns, err) || !find_args(c, &a, "query", err))
+        return false;
+    if (a.has_filter && !bson_empty(&a.filter) && !(f = emu_filter_new(&a.filter, err)))
+        return false;
+    int64_t n = 0;
+    emu_store_rdlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    if (coll && !f) {
+        n = (int64_t)emu_coll_count(coll);
+    } else if (coll) {
+        for (size_t s = 0; s < emu_coll_slots(coll); s++) {
+            emu_doc_t *d = emu_coll_at(coll, s);
+            bson_t view;
+            if (!d)
+                continue;
+            emu_doc_view(d, &view);
+            n += emu_filter_matches(f, &view);
+        }
+    }
+    emu_store_unlock();
+    emu_filter_destroy(f);
+    n -= a.skip;
+    if (n < 0)
+        n = 0;
+    if (a.limit != 0 && n > llabs(a.limit))
+        n = llabs(a.limit);
+    BSON_APPEND_INT32(reply, "n", (int32_t)n);
+    return true;
+}
+
+/* ---- aggregate ---- */
+
+static bool
+stage_int(bson_iter_t *it, const char *stage, int64_t *out, emu_error_t *err)
+{
+    if (!BSON_ITER_HOLDS_NUMBER(it))
+        return emu_error_set(err, 15957, "the %s stage needs a number", stage);
+    *out = bson_iter_as_int64(it);
+    return true;
+}
+
+static bool
+stage_doc(bson_iter_t *it, const char *stage, bson_t *out, emu_error_t *err)
+{
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
+        return emu_error_set(err, 15959, "the %s stage specification must be an object", stage);
+    doc_view_of(it, out);
+    return true;
+}
+
+/* Runs one stage over dv in place. */
+static bool
+run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
+{
+    bson_t spec;
+    int64_t n;
+    if (strcmp(stage, "$match") == 0) {
+        if (!stage_doc(arg, stage, &spec, err))
+            return false;
+        emu_filter_t *f = emu_filter_new(&spec, err);
+        if (!f)
+            return false;
+        refilter(dv, f);
+        emu_filter_destroy(f);
+    } else if (strcmp(stage, "$sort") == 0) {
+        if (!stage_doc(arg, stage, &spec, err))
+            return false;
+        if (bson_empty(&spec))
+            return emu_error_set(err, 15976, "$sort stage must have at least one sort key");
+        emu_sort_t *s = emu_sort_new(&spec, err);
+        if (!s)
+            return false;
+        docvec_sort(dv, s);
+        emu_sort_destroy(s);
+    } else if (strcmp(stage, "$skip") == 0) {
+        if (!stage_int(arg, stage, &n, err))
+            return false;
+        if (n < 0)
+            return emu_error_set(err, 15956, "invalid argument to $skip stage: value must be "
+                                             "non-negative");
+        docvec_slice(dv, n, 0);
+    } else if (strcmp(stage, "$limit") == 0) {
+        if (!stage_int(arg, stage, &n, err))
+            return false;
+        if (n <= 0)
+            return emu_error_set(err, 15958, "invalid argument to $limit stage: value must be "
+                                             "positive");
+        docvec_slice(dv, 0, n);
+    } else if (strcmp(stage, "$project") == 0) {
+        if (!stage_doc(arg, stage, &spec, err))
+            return false;
+        if (bson_empty(&spec))
+            return emu_error_set(err, 51272, "projection specification must have at least one "
+                                             "field");
+        emu_projection_t *p = emu_projection_new(&spec, err);
+        if (!p)
+            return false;
+        for (size_t i = 0; i < dv->n; i++) {
+            bson_t view, out = BSON_INITIALIZER;
+            emu_doc_view(dv->v[i], &view);
+            emu_projection_apply(p, &view, &out);
+            emu_doc_t *nd = emu_doc_new(bson_get_data(&out), out.len);
+            bson_destroy(&out);
+            if (!nd)
+                abort();
+            emu_doc_unref(dv->v[i]);
+            dv->v[i] = nd;
+        }
+        emu_projection_destroy(p);
+    } else if (strcmp(stage, "$count") == 0) {
+        if (!BSON_ITER_HOLDS_UTF8(arg) || bson_iter_utf8(arg, NULL)[0] == '\0' ||
+            bson_iter_utf8(arg, NULL)[0] == '$' || strchr(bson_iter_utf8(arg, NULL), '.'))
+            return emu_error_set(err, 40156, "the count field must be a non-empty string "
+                                             "without '$' or '.'");
+        size_t count = dv->n;
+        docvec_release(dv, 0, dv->n);
+        dv->n = 0;
+        if (count) {
+            bson_t out = BSON_INITIALIZER;
+            BSON_APPEND_INT32(&out, bson_iter_utf8(arg, NULL), (int32_t)count);
+            docvec_push(dv, emu_doc_new(bson_get_data(&out), out.len));
+            bson_destroy(&out);
+        }
+    } else if (strcmp(stage, "$sample") == 0) {
+        bson_iter_t sz;
+        if (!stage_doc(arg, stage, &spec, err))
+            return false;
+        if (!bson_iter_init_find(&sz, &spec, "size") || !BSON_ITER_HOLDS_NUMBER(&sz) ||
+            (n = bson_iter_as_int64(&sz)) < 0)
+            return emu_error_set(err, 28749, "size argument to $sample must be a non-negative "
+                                             "number");
+        /* A partial Fisher-Yates shuffle: the first n are a uniform sample. */
+        size_t k = (uint64_t)n < dv->n ? (size_t)n : dv->n;
+        for (size_t i = 0; i < k; i++) {
+            uint64_t r = 0;
+            RAND_bytes((unsigned char *)&r, sizeof r);
+            size_t j = i + (size_t)(r % (dv->n - i));
+            emu_doc_t *t = dv->v[i];
+            dv->v[i] = dv->v[j];
+            dv->v[j] = t;
+        }
+        docvec_slice(dv, 0, (int64_t)k == 0 ? -1 : (int64_t)k);
+        if (k == 0) {
+            docvec_release(dv, 0, dv->n);
+            dv->n = 0;
+        }
+    } else {
+        return emu_error_set(err, 40324, "Unrecognized pipeline stage name: '%s'", stage);
+    }
+    return true;
+}
+
+bool
+emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    bson_iter_t it, stages;
+    bson_t cursor_opts;
+    bool has_cursor;
+    int64_t batch_size = -1;
+    char ns[300];
+    docvec_t dv = {0};
+    if (!bson_iter_init_find(&it, c->cmd, "aggregate") || !BSON_ITER_HOLDS_UTF8(&it))
+        return emu_error_set(err, EMU_LOCATION_OP_NOT_SUPPORTED,
+                             "docdb-emu runs aggregate on collections only");
+    const char *name = bson_iter_utf8(&it, NULL);
+    if (!emu_valid_ns(c->db, name, err) || !array_arg(c, "pipeline", &stages, err) ||
+        !emu_cmd_doc(c, "cursor", &cursor_opts, &has_cursor, err))
+        return false;
+    if (!has_cursor)
+        return emu_error_set(err, EMU_FAILED_TO_PARSE,
+                             "The 'cursor' option is required, except for aggregate with the "
+                             "explain argument");
+    if (bson_iter_init_find(&it, &cursor_opts, "batchSize") && BSON_ITER_HOLDS_NUMBER(&it))
+        batch_size = bson_iter_as_int64(&it);
+    snprintf(ns, sizeof ns, "%s.%s", c->db, name);
+
+    /* A leading $match filters while collecting, under the lock. */
+    bson_iter_t first = stages, arg;
+    emu_filter_t *f = NULL;
+    bool first_is_match = false;
+    if (bson_iter_next(&first) && BSON_ITER_HOLDS_DOCUMENT(&first) &&
+        bson_iter_recurse(&first, &arg) && bson_iter_next(&arg) &&
+        strcmp(bson_iter_key(&arg), "$match") == 0) {
+        bson_t spec;
+        if (!stage_doc(&arg, "$match", &spec, err) || !(f = emu_filter_new(&spec, err)))
+            return false;
+        first_is_match = true;
+    }
+    emu_store_rdlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    if (coll)
+        collect(coll, f, &dv);
+    emu_store_unlock();
+    emu_filter_destroy(f);
+
+    bool skip_first = first_is_match;
+    while (bson_iter_next(&stages)) {
+        bson_iter_t st;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&stages) || !bson_iter_recurse(&stages, &st) ||
+            !bson_iter_next(&st)) {
+            docvec_free(&dv);
+            return emu_error_set(err, 40323,
+                                 "A pipeline stage specification object must contain exactly "
+                                 "one field.");
+        }
+        bson_iter_t extra = st;
+        if (bson_iter_next(&extra)) {
+            docvec_free(&dv);
+            return emu_error_set(err, 40323,
+                                 "A pipeline stage specification object must contain exactly "
+                                 "one field.");
+        }
+        if (skip_first) {
+            skip_first = false;
+            continue;
+        }
+        if (!run_stage(bson_iter_key(&st), &st, &dv, err)) {
+            docvec_free(&dv);
+            return false;
+        }
+    }
+    emu_cursor_t *cur = emu_cursor_new(ns, dv.v, dv.n, NULL);
+    emu_cursor_reply(cur, reply, true, batch_size, true);
+    return true;
+}

@@ -1,0 +1,254 @@
+/* seedgen.c: fills a MongoDB-compatible server with data shaped like the Fivetran DocumentDB
+ * example's collections (users and orders), through the wire protocol, deterministically from
+ * a seed. Used by the demo, the benchmarks and the connector's tests. */
+#include <errno.h>
+#include <getopt.h>
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const first_names[] = {"Ada",  "Grace", "Alan",  "Edsger", "Barbara",
+                                          "Ken",  "Linus", "Radia", "Donald", "Frances"};
+static const char *const last_names[] = {"Lovelace", "Hopper",  "Turing", "Dijkstra", "Liskov",
+                                         "Thompson", "Torvalds", "Perlman", "Knuth",   "Allen"};
+static const char *const user_status[] = {"active", "inactive", "pending"};
+static const char *const order_status[] = {"placed", "paid", "shipped", "delivered", "cancelled"};
+static const char *const sources[] = {"web", "ios", "android", "partner"};
+static const char *const products[] = {"keyboard", "mouse", "monitor", "cable", "dock",
+                                       "headset",  "webcam", "chair",  "desk",  "lamp"};
+
+/* xorshift64*: small, fast and reproducible across platforms. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+
+static int
+rnd_int(int lo, int hi)
+{
+    return lo + (int)(rnd() % (uint64_t)(hi - lo + 1));
+}
+
+#define PICK(a) (a[rnd() % (sizeof(a) / sizeof(a[0]))])
+
+/* 2024-01-01T00:00:00Z plus up to a year, in milliseconds. */
+static int64_t
+rnd_date(void)
+{
+    return 1704067200000LL + (int64_t)(rnd() % (365ull * 86400000ull));
+}
+
+/* Deterministic ObjectIds: the kind and the sequence number in the 12 bytes. */
+static void
+make_oid(bson_oid_t *oid, uint8_t kind, uint64_t n)
+{
+    memset(oid->bytes, 0, 12);
+    oid->bytes[0] = 0x65; /* a 2023-2024 timestamp prefix, as real ObjectIds have */
+    oid->bytes[3] = kind;
+    for (int i = 0; i < 8; i++)
+        oid->bytes[11 - i] = (uint8_t)(n >> (8 * i));
+}
+
+static void
+make_user(bson_t *doc, uint64_t i)
+{
+    bson_oid_t oid;
+    char name[64], email[96];
+    const char *first = PICK(first_names), *last = PICK(last_names);
+    int64_t created = rnd_date();
+    make_oid(&oid, 1, i);
+    snprintf(name, sizeof name, "%s %s", first, last);
+    snprintf(email, sizeof email, "%s.%s.%llu@example.com", first, last, (unsigned long long)i);
+    for (char *p = email; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    BSON_APPEND_OID(doc, "_id", &oid);
+    BSON_APPEND_UTF8(doc, "name", name);
+    BSON_APPEND_UTF8(doc, "email", email);
+    BSON_APPEND_UTF8(doc, "status", PICK(user_status));
+    BSON_APPEND_DATE_TIME(doc, "created_at", created);
+    BSON_APPEND_DATE_TIME(doc, "updated_at", created + (int64_t)(rnd() % 86400000ull * 30));
+    bson_t meta, tags, prefs;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "metadata", &meta);
+    BSON_APPEND_UTF8(&meta, "signup_source", PICK(sources));
+    BSON_APPEND_ARRAY_BEGIN(&meta, "tags", &tags);
+    int ntags = rnd_int(0, 3);
+    for (int t = 0; t < ntags; t++) {
+        char key[4], tag[16];
+        snprintf(key, sizeof key, "%d", t);
+        snprintf(tag, sizeof tag, "tag-%d", rnd_int(1, 50));
+        BSON_APPEND_UTF8(&tags, key, tag);
+    }
+    bson_append_array_end(&meta, &tags);
+    BSON_APPEND_DOUBLE(&meta, "score", (double)rnd_int(0, 10000) / 100.0);
+    BSON_APPEND_DOCUMENT_BEGIN(&meta, "preferences", &prefs);
+    BSON_APPEND_BOOL(&prefs, "newsletter", rnd() & 1);
+    BSON_APPEND_UTF8(&prefs, "language", rnd() & 1 ? "en" : "de");
+    bson_append_document_end(&meta, &prefs);
+    bson_append_document_end(doc, &meta);
+}
+
+static void
+make_order(bson_t *doc, uint64_t i, uint64_t nusers)
+{
+    bson_oid_t oid, user;
+    char number[32];
+    int64_t created = rnd_date();
+    make_oid(&oid, 2, i);
+    make_oid(&user, 1, nusers ? rnd() % nusers : 0);
+    snprintf(number, sizeof number, "ORD-%08llu", (unsigned long long)i);
+    BSON_APPEND_OID(doc, "_id", &oid);
+    BSON_APPEND_OID(doc, "user_id", &user);
+    BSON_APPEND_UTF8(doc, "order_number", number);
+    BSON_APPEND_UTF8(doc, "status", PICK(order_status));
+    BSON_APPEND_DATE_TIME(doc, "created_at", created);
+    BSON_APPEND_DATE_TIME(doc, "updated_at", created + (int64_t)(rnd() % 86400000ull * 10));
+    bson_t items;
+    int nitems = rnd_int(1, 5);
+    int64_t total_cents = 0;
+    BSON_APPEND_ARRAY_BEGIN(doc, "items", &items);
+    for (int k = 0; k < nitems; k++) {
+        char key[4];
+        bson_t item;
+        int qty = rnd_int(1, 4), cents = rnd_int(199, 49999);
+        snprintf(key, sizeof key, "%d", k);
+        BSON_APPEND_DOCUMENT_BEGIN(&items, key, &item);
+        BSON_APPEND_UTF8(&item, "product", PICK(products));
+        BSON_APPEND_INT32(&item, "quantity", qty);
+        BSON_APPEND_DOUBLE(&item, "price", cents / 100.0);
+        bson_append_document_end(&items, &item);
+        total_cents += (int64_t)qty * cents;
+    }
+    bson_append_array_end(doc, &items);
+    BSON_APPEND_DOUBLE(doc, "total_amount", (double)total_cents / 100.0);
+}
+
+static bool
+fill(mongoc_collection_t *coll, uint64_t n, int batch, uint64_t nusers, bool users)
+{
+    bson_t **docs = bson_malloc0((size_t)batch * sizeof *docs);
+    bson_error_t error;
+    bool ok = true;
+    for (uint64_t start = 0; ok && start < n; start += (uint64_t)batch) {
+        size_t k = 0;
+        for (uint64_t i = start; i < n && k < (size_t)batch; i++, k++) {
+            docs[k] = bson_new();
+            if (users)
+                make_user(docs[k], i);
+            else
+                make_order(docs[k], i, nusers);
+        }
+        bson_t opts = BSON_INITIALIZER;
+        BSON_APPEND_BOOL(&opts, "ordered", false);
+        ok = mongoc_collection_insert_many(coll, (const bson_t **)docs, k, &opts, NULL, &error);
+        bson_destroy(&opts);
+        if (!ok)
+            fprintf(stderr, "seedgen: inserting into %s failed: %s\n",
+                    mongoc_collection_get_name(coll), error.message);
+        for (size_t j = 0; j < k; j++)
+            bson_destroy(docs[j]);
+    }
+    bson_free(docs);
+    return ok;
+}
+
+static void
+usage(FILE *out)
+{
+    fputs("usage: docdb-seedgen --uri URI [--database NAME] [--users N] [--orders N]\n"
+          "                     [--seed S] [--batch N] [--drop]\n"
+          "Inserts users and orders shaped like the Fivetran DocumentDB example's into\n"
+          "the database (default 'app'); the same seed gives the same documents.\n",
+          out);
+}
+
+static bool
+parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"uri", required_argument, NULL, 'u'},   {"database", required_argument, NULL, 'd'},
+        {"users", required_argument, NULL, 'U'}, {"orders", required_argument, NULL, 'O'},
+        {"seed", required_argument, NULL, 's'},  {"batch", required_argument, NULL, 'b'},
+        {"drop", no_argument, NULL, 'D'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *uri_s = NULL, *db = "app";
+    uint64_t nusers = 1000, norders = 1000, seed = 1, batch = 10000;
+    bool drop = false;
+    int ch, li = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        bool ok = true;
+        switch (ch) {
+        case 'u': uri_s = optarg; break;
+        case 'd': db = optarg; break;
+        case 'U': ok = parse_u64(optarg, &nusers); break;
+        case 'O': ok = parse_u64(optarg, &norders); break;
+        case 's': ok = parse_u64(optarg, &seed); break;
+        case 'b': ok = parse_u64(optarg, &batch) && batch > 0 && batch <= 100000; break;
+        case 'D': drop = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "seedgen: invalid value '%s' for --%s\n", optarg, opts[li].name);
+            return 2;
+        }
+    }
+    if (!uri_s) {
+        usage(stderr);
+        return 2;
+    }
+    rng_state ^= seed * 0x2545f4914f6cdd1dull;
+    if (!rng_state)
+        rng_state = 1;
+
+    mongoc_init();
+    bson_error_t error;
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_s, &error);
+    if (!uri) {
+        /* The parser's message may quote the password: say only that the URI is invalid. */
+        fputs("seedgen: invalid --uri\n", stderr);
+        mongoc_cleanup();
+        return 2;
+    }
+    mongoc_client_t *client = mongoc_client_new_from_uri(uri);
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_set_appname(client, "docdb-seedgen");
+    mongoc_collection_t *users = mongoc_client_get_collection(client, db, "users");
+    mongoc_collection_t *orders = mongoc_client_get_collection(client, db, "orders");
+    bool ok = true;
+    if (drop) {
+        mongoc_collection_drop(users, NULL);
+        mongoc_collection_drop(orders, NULL);
+    }
+    ok = fill(users, nusers, (int)batch, nusers, true) &&
+         fill(orders, norders, (int)batch, nusers, false);
+    if (ok)
+        printf("seedgen: %llu users and %llu orders in database '%s'\n",
+               (unsigned long long)nusers, (unsigned long long)norders, db);
+    mongoc_collection_destroy(users);
+    mongoc_collection_destroy(orders);
+    mongoc_client_destroy(client);
+    mongoc_uri_destroy(uri);
+    mongoc_cleanup();
+    return ok ? 0 : 1;
+}
