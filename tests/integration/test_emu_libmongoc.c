@@ -36,13 +36,14 @@ client_for(const char *password, const char *ca)
 {
     char uri_s[512];
     snprintf(uri_s, sizeof uri_s,
-             "mongodb://127.0.0.1:%d/?tls=true&authMechanism=SCRAM-SHA-1&authSource=admin"
-             "&serverSelectionTimeoutMS=3000&retryWrites=false",
+             "mongodb://127.0.0.1:%d/?tls=true&serverSelectionTimeoutMS=3000&retryWrites=false",
              emu.port);
     mongoc_uri_t *uri = mongoc_uri_new(uri_s);
     assert_non_null(uri);
     mongoc_uri_set_username(uri, "alice");
     mongoc_uri_set_password(uri, password);
+    mongoc_uri_set_auth_mechanism(uri, "SCRAM-SHA-1");
+    mongoc_uri_set_auth_source(uri, "admin");
     mongoc_uri_set_option_as_utf8(uri, MONGOC_URI_TLSCAFILE, ca);
     mongoc_client_t *c = mongoc_client_new_from_uri(uri);
     mongoc_uri_destroy(uri);
@@ -80,8 +81,8 @@ insert_n(mongoc_client_t *c, const char *coll_name, int n)
         docs[i] = BCON_NEW("_id", BCON_INT32(i), "i", BCON_INT32(i), "g", BCON_INT32(i % 7), "s",
                            BCON_UTF8(s));
     }
-    bool ok = mongoc_collection_insert_many(coll, (const bson_t **)docs, (size_t)n, NULL, NULL,
-                                            &error);
+    bool ok =
+        mongoc_collection_insert_many(coll, (const bson_t **)docs, (size_t)n, NULL, NULL, &error);
     if (!ok)
         fail_msg("insert_many: %s", error.message);
     for (int i = 0; i < n; i++)

@@ -47,8 +47,7 @@ emu_cmd_doc(const emu_cmd_t *c, const char *field, bson_t *out, bool *present, e
 }
 
 bool
-emu_cmd_int64(const emu_cmd_t *c, const char *field, int64_t *out, bool *present,
-              emu_error_t *err)
+emu_cmd_int64(const emu_cmd_t *c, const char *field, int64_t *out, bool *present, emu_error_t *err)
 {
     bson_iter_t it;
     *present = false;
@@ -84,28 +83,50 @@ const char *
 emu_type_name(bson_type_t t)
 {
     switch (t) {
-    case BSON_TYPE_DOUBLE: return "double";
-    case BSON_TYPE_UTF8: return "string";
-    case BSON_TYPE_DOCUMENT: return "object";
-    case BSON_TYPE_ARRAY: return "array";
-    case BSON_TYPE_BINARY: return "binData";
-    case BSON_TYPE_UNDEFINED: return "undefined";
-    case BSON_TYPE_OID: return "objectId";
-    case BSON_TYPE_BOOL: return "bool";
-    case BSON_TYPE_DATE_TIME: return "date";
-    case BSON_TYPE_NULL: return "null";
-    case BSON_TYPE_REGEX: return "regex";
-    case BSON_TYPE_DBPOINTER: return "dbPointer";
-    case BSON_TYPE_CODE: return "javascript";
-    case BSON_TYPE_SYMBOL: return "symbol";
-    case BSON_TYPE_CODEWSCOPE: return "javascriptWithScope";
-    case BSON_TYPE_INT32: return "int";
-    case BSON_TYPE_TIMESTAMP: return "timestamp";
-    case BSON_TYPE_INT64: return "long";
-    case BSON_TYPE_DECIMAL128: return "decimal";
-    case BSON_TYPE_MINKEY: return "minKey";
-    case BSON_TYPE_MAXKEY: return "maxKey";
-    default: return "missing";
+    case BSON_TYPE_DOUBLE:
+        return "double";
+    case BSON_TYPE_UTF8:
+        return "string";
+    case BSON_TYPE_DOCUMENT:
+        return "object";
+    case BSON_TYPE_ARRAY:
+        return "array";
+    case BSON_TYPE_BINARY:
+        return "binData";
+    case BSON_TYPE_UNDEFINED:
+        return "undefined";
+    case BSON_TYPE_OID:
+        return "objectId";
+    case BSON_TYPE_BOOL:
+        return "bool";
+    case BSON_TYPE_DATE_TIME:
+        return "date";
+    case BSON_TYPE_NULL:
+        return "null";
+    case BSON_TYPE_REGEX:
+        return "regex";
+    case BSON_TYPE_DBPOINTER:
+        return "dbPointer";
+    case BSON_TYPE_CODE:
+        return "javascript";
+    case BSON_TYPE_SYMBOL:
+        return "symbol";
+    case BSON_TYPE_CODEWSCOPE:
+        return "javascriptWithScope";
+    case BSON_TYPE_INT32:
+        return "int";
+    case BSON_TYPE_TIMESTAMP:
+        return "timestamp";
+    case BSON_TYPE_INT64:
+        return "long";
+    case BSON_TYPE_DECIMAL128:
+        return "decimal";
+    case BSON_TYPE_MINKEY:
+        return "minKey";
+    case BSON_TYPE_MAXKEY:
+        return "maxKey";
+    default:
+        return "missing";
     }
 }
 
@@ -115,9 +136,9 @@ emu_valid_ns(const char *db, const char *coll, emu_error_t *err)
     if (!db || !*db || strlen(db) >= 64 || strpbrk(db, "/\\. \"$"))
         return emu_error_set(err, EMU_INVALID_NAMESPACE, "Invalid database name: '%s'",
                              db ? db : "");
-    if (coll && (!*coll || coll[0] == '.' || strchr(coll, '\0') == coll ||
-                 (coll[0] == '$' && strncmp(coll, "$cmd", 4) != 0) ||
-                 strlen(db) + 1 + strlen(coll) > 255))
+    if (coll &&
+        (!*coll || coll[0] == '.' || strchr(coll, '\0') == coll ||
+         (coll[0] == '$' && strncmp(coll, "$cmd", 4) != 0) || strlen(db) + 1 + strlen(coll) > 255))
         return emu_error_set(err, EMU_INVALID_NAMESPACE, "Invalid collection name: %s", coll);
     return true;
 }
@@ -239,8 +260,7 @@ cmd_sasl_start(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     const char *mech_name, *payload;
     uint32_t plen;
     emu_scram_mech_t mech;
-    if (!emu_cmd_string(c, "mechanism", &mech_name, err) ||
-        !sasl_payload(c, &payload, &plen, err))
+    if (!emu_cmd_string(c, "mechanism", &mech_name, err) || !sasl_payload(c, &payload, &plen, err))
         return false;
     if (strcmp(mech_name, "SCRAM-SHA-1") == 0) {
         mech = EMU_SCRAM_SHA_1;
@@ -324,8 +344,8 @@ server_version(char *out, size_t n, int parts[3])
     /* The MongoDB release that introduced the advertised wire version. */
     static const struct {
         int wire, maj, min;
-    } map[] = {{6, 3, 6}, {7, 4, 0}, {8, 4, 2}, {9, 4, 4}, {13, 5, 0}, {14, 5, 1}, {15, 5, 2},
-               {16, 5, 3}, {17, 6, 0}, {21, 7, 0}, {25, 8, 0}};
+    } map[] = {{6, 3, 6},  {7, 4, 0},  {8, 4, 2},  {9, 4, 4},  {13, 5, 0}, {14, 5, 1},
+               {15, 5, 2}, {16, 5, 3}, {17, 6, 0}, {21, 7, 0}, {25, 8, 0}};
     int maj = 3, min = 6;
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (emu_config.wire_version >= map[i].wire) {
@@ -379,7 +399,8 @@ cmd_get_parameter(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
         any = true;
     }
     if (all || bson_iter_init_find(&it, c->cmd, "cursorTimeoutMillis")) {
-        BSON_APPEND_INT64(reply, "cursorTimeoutMillis", (int64_t)emu_config.cursor_timeout_s * 1000);
+        BSON_APPEND_INT64(reply, "cursorTimeoutMillis",
+                          (int64_t)emu_config.cursor_timeout_s * 1000);
         any = true;
     }
     if (all || bson_iter_init_find(&it, c->cmd, "authenticationMechanisms")) {

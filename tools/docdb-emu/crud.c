@@ -61,7 +61,8 @@ docvec_slice(docvec_t *dv, int64_t skip, int64_t limit)
         e = s + (size_t)limit;
     docvec_release(dv, 0, s);
     docvec_release(dv, e, dv->n);
-    memmove(dv->v, dv->v + s, (e - s) * sizeof *dv->v);
+    if (s > 0 && e > s)
+        memmove(dv->v, dv->v + s, (e - s) * sizeof *dv->v);
     dv->n = e - s;
 }
 
@@ -170,12 +171,12 @@ array_arg(emu_cmd_t *c, const char *field, bson_iter_t *items, emu_error_t *err)
 {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, c->cmd, field))
-        return emu_error_set(err, EMU_FAILED_TO_PARSE, "BSON field '%s.%s' is missing",
-                             c->name, field);
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "BSON field '%s.%s' is missing", c->name,
+                             field);
     if (!BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, items))
         return emu_error_set(err, EMU_TYPE_MISMATCH,
-                             "BSON field '%s.%s' is the wrong type, expected type 'array'",
-                             c->name, field);
+                             "BSON field '%s.%s' is the wrong type, expected type 'array'", c->name,
+                             field);
     return true;
 }
 
@@ -524,7 +525,8 @@ find_args(emu_cmd_t *c, find_args_t *a, const char *filter_field, emu_error_t *e
         !emu_cmd_int64(c, "batchSize", &a->batch_size, &a->has_batch_size, err))
         return false;
     if (a->skip < 0)
-        return emu_error_set(err, EMU_BAD_VALUE, "Skip value must be non-negative, but received: %lld",
+        return emu_error_set(err, EMU_BAD_VALUE,
+                             "Skip value must be non-negative, but received: %lld",
                              (long long)a->skip);
     if (a->batch_size < 0)
         return emu_error_set(err, EMU_BAD_VALUE,
@@ -720,22 +722,25 @@ run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
         if (!stage_int(arg, stage, &n, err))
             return false;
         if (n < 0)
-            return emu_error_set(err, 15956, "invalid argument to $skip stage: value must be "
-                                             "non-negative");
+            return emu_error_set(err, 15956,
+                                 "invalid argument to $skip stage: value must be "
+                                 "non-negative");
         docvec_slice(dv, n, 0);
     } else if (strcmp(stage, "$limit") == 0) {
         if (!stage_int(arg, stage, &n, err))
             return false;
         if (n <= 0)
-            return emu_error_set(err, 15958, "invalid argument to $limit stage: value must be "
-                                             "positive");
+            return emu_error_set(err, 15958,
+                                 "invalid argument to $limit stage: value must be "
+                                 "positive");
         docvec_slice(dv, 0, n);
     } else if (strcmp(stage, "$project") == 0) {
         if (!stage_doc(arg, stage, &spec, err))
             return false;
         if (bson_empty(&spec))
-            return emu_error_set(err, 51272, "projection specification must have at least one "
-                                             "field");
+            return emu_error_set(err, 51272,
+                                 "projection specification must have at least one "
+                                 "field");
         emu_projection_t *p = emu_projection_new(&spec, err);
         if (!p)
             return false;
@@ -754,8 +759,9 @@ run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
     } else if (strcmp(stage, "$count") == 0) {
         if (!BSON_ITER_HOLDS_UTF8(arg) || bson_iter_utf8(arg, NULL)[0] == '\0' ||
             bson_iter_utf8(arg, NULL)[0] == '$' || strchr(bson_iter_utf8(arg, NULL), '.'))
-            return emu_error_set(err, 40156, "the count field must be a non-empty string "
-                                             "without '$' or '.'");
+            return emu_error_set(err, 40156,
+                                 "the count field must be a non-empty string "
+                                 "without '$' or '.'");
         size_t count = dv->n;
         docvec_release(dv, 0, dv->n);
         dv->n = 0;
@@ -771,8 +777,9 @@ run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
             return false;
         if (!bson_iter_init_find(&sz, &spec, "size") || !BSON_ITER_HOLDS_NUMBER(&sz) ||
             (n = bson_iter_as_int64(&sz)) < 0)
-            return emu_error_set(err, 28749, "size argument to $sample must be a non-negative "
-                                             "number");
+            return emu_error_set(err, 28749,
+                                 "size argument to $sample must be a non-negative "
+                                 "number");
         /* A partial Fisher-Yates shuffle: the first n are a uniform sample. */
         size_t k = (uint64_t)n < dv->n ? (size_t)n : dv->n;
         for (size_t i = 0; i < k; i++) {

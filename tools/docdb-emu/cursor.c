@@ -10,7 +10,7 @@
 
 /* mongod's cap on the documents of one batch (kMaxBytesToReturnToClientAtOnce); a reply keeps
  * some room under the 16 MiB document limit for its envelope. */
-#define BATCH_BYTES (EMU_MAX_BSON_SIZE - 16 * 1024)
+#define BATCH_BYTES         (EMU_MAX_BSON_SIZE - 16 * 1024)
 #define DEFAULT_FIRST_BATCH 101
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

@@ -23,33 +23,61 @@ emu_code_name(int code)
     /* Names from mongod's src/mongo/base/error_codes.yml. DocumentDB's 301 has its own meaning
      * (docs/test-server.md), so it is given the name DocumentDB's message implies. */
     switch (code) {
-    case 2: return "BadValue";
-    case 9: return "FailedToParse";
-    case 11: return "UserNotFound";
-    case 13: return "Unauthorized";
-    case 14: return "TypeMismatch";
-    case 17: return "ProtocolError";
-    case 18: return "AuthenticationFailed";
-    case 26: return "NamespaceNotFound";
-    case 43: return "CursorNotFound";
-    case 48: return "NamespaceExists";
-    case 50: return "MaxTimeMSExpired";
-    case 59: return "CommandNotFound";
-    case 66: return "ImmutableField";
-    case 72: return "InvalidOptions";
-    case 73: return "InvalidNamespace";
-    case 91: return "ShutdownInProgress";
-    case 96: return "OperationFailed";
-    case 115: return "CommandNotSupported";
-    case 189: return "PrimarySteppedDown";
-    case 262: return "ExceededTimeLimit";
-    case 334: return "MechanismUnavailable";
-    case 10107: return "NotWritablePrimary";
-    case 11000: return "DuplicateKey";
-    case 11600: return "InterruptedAtShutdown";
-    case 11602: return "InterruptedDueToReplStateChange";
-    case 13435: return "NotPrimaryNoSecondaryOk";
-    case 13436: return "NotPrimaryOrSecondary";
-    default: return "";
+    case 2:
+        return "BadValue";
+    case 9:
+        return "FailedToParse";
+    case 11:
+        return "UserNotFound";
+    case 13:
+        return "Unauthorized";
+    case 14:
+        return "TypeMismatch";
+    case 17:
+        return "ProtocolError";
+    case 18:
+        return "AuthenticationFailed";
+    case 26:
+        return "NamespaceNotFound";
+    case 43:
+        return "CursorNotFound";
+    case 48:
+        return "NamespaceExists";
+    case 50:
+        return "MaxTimeMSExpired";
+    case 59:
+        return "CommandNotFound";
+    case 66:
+        return "ImmutableField";
+    case 72:
+        return "InvalidOptions";
+    case 73:
+        return "InvalidNamespace";
+    case 91:
+        return "ShutdownInProgress";
+    case 96:
+        return "OperationFailed";
+    case 115:
+        return "CommandNotSupported";
+    case 189:
+        return "PrimarySteppedDown";
+    case 262:
+        return "ExceededTimeLimit";
+    case 334:
+        return "MechanismUnavailable";
+    case 10107:
+        return "NotWritablePrimary";
+    case 11000:
+        return "DuplicateKey";
+    case 11600:
+        return "InterruptedAtShutdown";
+    case 11602:
+        return "InterruptedDueToReplStateChange";
+    case 13435:
+        return "NotPrimaryNoSecondaryOk";
+    case 13436:
+        return "NotPrimaryOrSecondary";
+    default:
+        return "";
     }
 }

@@ -77,8 +77,7 @@ emu_failpoint_configure(const bson_t *cmd, bson_t *reply, emu_error_t *err)
         bson_iter_t f;
         if (!d || !bson_iter_init_find(&f, d, "failCommands") || !BSON_ITER_HOLDS_ARRAY(&f)) {
             bson_destroy(d);
-            return emu_error_set(err, EMU_BAD_VALUE,
-                                 "'data' must contain a 'failCommands' array");
+            return emu_error_set(err, EMU_BAD_VALUE, "'data' must contain a 'failCommands' array");
         }
     }
     pthread_mutex_lock(&mu);

@@ -82,9 +82,15 @@ main(int argc, char **argv)
             }
             have_port = true;
             break;
-        case 'b': cfg->bind = optarg; break;
-        case 'c': cfg->tls_cert = optarg; break;
-        case 'k': cfg->tls_key = optarg; break;
+        case 'b':
+            cfg->bind = optarg;
+            break;
+        case 'c':
+            cfg->tls_cert = optarg;
+            break;
+        case 'k':
+            cfg->tls_key = optarg;
+            break;
         case 'u': {
             const char *colon = strchr(optarg, ':');
             if (!colon || colon == optarg || (size_t)(colon - optarg) >= 128) {
@@ -111,30 +117,40 @@ main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'r': cfg->replica_set = optarg; break;
+        case 'r':
+            cfg->replica_set = optarg;
+            break;
         case 'P':
             if (strcmp(optarg, "documentdb") == 0)
                 cfg->personality = EMU_DOCUMENTDB;
             else if (strcmp(optarg, "mongodb") == 0)
                 cfg->personality = EMU_MONGODB;
             else {
-                fprintf(stderr, "docdb-emu: --personality must be documentdb or mongodb, not "
-                                "'%s'\n",
+                fprintf(stderr,
+                        "docdb-emu: --personality must be documentdb or mongodb, not "
+                        "'%s'\n",
                         optarg);
                 return 2;
             }
             break;
         case 't':
             if (!parse_int(optarg, 1, 86400 * 365, &cfg->cursor_timeout_s)) {
-                fprintf(stderr, "docdb-emu: --cursor-timeout must be a positive number of "
-                                "seconds, not '%s'\n",
+                fprintf(stderr,
+                        "docdb-emu: --cursor-timeout must be a positive number of "
+                        "seconds, not '%s'\n",
                         optarg);
                 return 2;
             }
             break;
-        case 'v': cfg->verbose = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'v':
+            cfg->verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {

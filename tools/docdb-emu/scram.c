@@ -108,12 +108,12 @@ emu_scram_user_init(emu_user_t *u, const char *user, const char *password)
         return false;
     strcpy(u->name, user);
     if (RAND_bytes(salt, 16) != 1 ||
-        !emu_scram_cred_derive(&u->cred[EMU_SCRAM_SHA_1], EMU_SCRAM_SHA_1, user, password, salt,
-                               16, 10000))
+        !emu_scram_cred_derive(&u->cred[EMU_SCRAM_SHA_1], EMU_SCRAM_SHA_1, user, password, salt, 16,
+                               10000))
         return false;
     if (RAND_bytes(salt, 28) != 1 ||
-        !emu_scram_cred_derive(&u->cred[EMU_SCRAM_SHA_256], EMU_SCRAM_SHA_256, user, password,
-                               salt, 28, 15000))
+        !emu_scram_cred_derive(&u->cred[EMU_SCRAM_SHA_256], EMU_SCRAM_SHA_256, user, password, salt,
+                               28, 15000))
         return false;
     return true;
 }
@@ -273,8 +273,8 @@ emu_scram_continue(emu_scram_t *s, const char *in, size_t in_len, char *out, siz
     /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof. */
     size_t without_proof = (size_t)(proof - 3 - in);
     char auth_msg[1536];
-    int w = snprintf(auth_msg, sizeof auth_msg, "%s,%s,%.*s", s->client_first_bare,
-                     s->server_first, (int)without_proof, in);
+    int w = snprintf(auth_msg, sizeof auth_msg, "%s,%s,%.*s", s->client_first_bare, s->server_first,
+                     (int)without_proof, in);
     if (w < 0 || (size_t)w >= sizeof auth_msg) {
         *why = "client-final message too long";
         return false;

@@ -12,8 +12,8 @@ typedef enum { EMU_SCRAM_SHA_1 = 0, EMU_SCRAM_SHA_256 = 1 } emu_scram_mech_t;
 
 typedef struct {
     uint8_t salt[28];
-    size_t salt_len;      /* 16 for SHA-1, 28 for SHA-256: hash length - 4, as mongoc requires */
-    int iterations;       /* 10000 (SHA-1) and 15000 (SHA-256), mongod's defaults */
+    size_t salt_len; /* 16 for SHA-1, 28 for SHA-256: hash length - 4, as mongoc requires */
+    int iterations;  /* 10000 (SHA-1) and 15000 (SHA-256), mongod's defaults */
     uint8_t stored_key[32];
     uint8_t server_key[32];
 } emu_scram_cred_t;
@@ -53,7 +53,7 @@ bool emu_scram_start(emu_scram_t *s, emu_scram_mech_t mech, const char *in, size
 
 /* Handles client-final `in` (payload of saslContinue). Verifies the proof and writes
  * "v=<server signature>" into out. On success the conversation's user is authenticated. */
-bool emu_scram_continue(emu_scram_t *s, const char *in, size_t in_len, char *out,
-                        size_t out_size, const char **why);
+bool emu_scram_continue(emu_scram_t *s, const char *in, size_t in_len, char *out, size_t out_size,
+                        const char **why);
 
 #endif

@@ -35,7 +35,8 @@ static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_cv = PTHREAD_COND_INITIALIZER;
 static emu_conn_t **conns;
 static size_t nconns, conns_cap;
-static size_t nthreads; /* connection threads started and not yet finished */
+static size_t nthreads;       /* connection threads started and not yet finished */
+static emu_conn_t *finished; /* finished connection threads, to be joined */
 static bool stopping;
 
 int64_t
@@ -57,8 +58,7 @@ on_signal(int sig)
     errno = saved;
 }
 
-static void
-logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 logf_(const char *fmt, ...)
 {
@@ -256,8 +256,10 @@ conn_register(emu_conn_t *c)
     pthread_mutex_unlock(&conns_mu);
 }
 
+/* Called by a connection thread as its last act: the main thread joins and frees it, so that
+ * no thread (and no thread-local OpenSSL state) outlives the server. */
 static void
-conn_unregister(emu_conn_t *c)
+conn_finished(emu_conn_t *c)
 {
     pthread_mutex_lock(&conns_mu);
     for (size_t i = 0; i < nconns; i++)
@@ -265,9 +267,27 @@ conn_unregister(emu_conn_t *c)
             conns[i] = conns[--nconns];
             break;
         }
+    c->next_done = finished;
+    finished = c;
     nthreads--;
     pthread_cond_broadcast(&conns_cv);
     pthread_mutex_unlock(&conns_mu);
+}
+
+/* Joins and frees the connection threads that have finished. */
+static void
+reap_finished(void)
+{
+    pthread_mutex_lock(&conns_mu);
+    emu_conn_t *list = finished;
+    finished = NULL;
+    pthread_mutex_unlock(&conns_mu);
+    while (list) {
+        emu_conn_t *next = list->next_done;
+        pthread_join(list->thread, NULL);
+        free(list);
+        list = next;
+    }
 }
 
 static void
@@ -325,9 +345,8 @@ done:
         SSL_free(c->ssl);
     }
     ERR_clear_error();
-    conn_unregister(c);
     close(c->fd);
-    free(c);
+    conn_finished(c);
     return NULL;
 }
 
@@ -345,8 +364,9 @@ tls_context(void)
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, emu_config.tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "docdb-emu: cannot load TLS key '%s' (or it does not match the "
-                        "certificate)\n",
+        fprintf(stderr,
+                "docdb-emu: cannot load TLS key '%s' (or it does not match the "
+                "certificate)\n",
                 emu_config.tls_key);
         SSL_CTX_free(ctx);
         return NULL;
@@ -357,7 +377,8 @@ tls_context(void)
 static int
 open_listener(char *shown, size_t shown_len)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[16];
@@ -381,8 +402,8 @@ open_listener(char *shown, size_t shown_len)
         fd = -1;
     }
     if (fd < 0) {
-        fprintf(stderr, "docdb-emu: cannot listen on %s:%d: %s\n", emu_config.bind,
-                emu_config.port, strerror(errno));
+        fprintf(stderr, "docdb-emu: cannot listen on %s:%d: %s\n", emu_config.bind, emu_config.port,
+                strerror(errno));
         freeaddrinfo(res);
         return -1;
     }
@@ -426,7 +447,6 @@ emu_server_run(void)
 
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 1024 * 1024);
     for (;;) {
         struct pollfd p[2] = {{lfd, POLLIN, 0}, {stop_pipe[0], POLLIN, 0}};
@@ -439,6 +459,7 @@ emu_server_run(void)
         if (p[1].revents)
             break;
         emu_cursor_reap(emu_now_ms(), (int64_t)emu_config.cursor_timeout_s * 1000);
+        reap_finished();
         if (!(p[0].revents & POLLIN))
             continue;
         struct sockaddr_storage peer;
@@ -464,11 +485,10 @@ emu_server_run(void)
         socklen_t ll = sizeof local;
         if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0)
             format_addr((struct sockaddr *)&local, c->local_addr, sizeof c->local_addr);
-        pthread_t t;
         pthread_mutex_lock(&conns_mu);
         nthreads++;
         pthread_mutex_unlock(&conns_mu);
-        if (pthread_create(&t, &attr, conn_thread, c) != 0) {
+        if (pthread_create(&c->thread, &attr, conn_thread, c) != 0) {
             pthread_mutex_lock(&conns_mu);
             nthreads--;
             pthread_mutex_unlock(&conns_mu);
@@ -487,6 +507,7 @@ emu_server_run(void)
     while (nthreads > 0)
         pthread_cond_wait(&conns_cv, &conns_mu);
     pthread_mutex_unlock(&conns_mu);
+    reap_finished();
 done:
     if (lfd >= 0)
         close(lfd);

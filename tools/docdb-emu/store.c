@@ -106,9 +106,15 @@ id_hash(const bson_value_t *v)
     uint32_t h = 2166136261u;
     double d;
     switch (v->value_type) {
-    case BSON_TYPE_INT32: d = v->value.v_int32; goto number;
-    case BSON_TYPE_INT64: d = (double)v->value.v_int64; goto number;
-    case BSON_TYPE_DOUBLE: d = v->value.v_double; goto number;
+    case BSON_TYPE_INT32:
+        d = v->value.v_int32;
+        goto number;
+    case BSON_TYPE_INT64:
+        d = (double)v->value.v_int64;
+        goto number;
+    case BSON_TYPE_DOUBLE:
+        d = v->value.v_double;
+        goto number;
     case BSON_TYPE_DECIMAL128: {
         char s[BSON_DECIMAL128_STRING];
         bson_decimal128_to_string(&v->value.v_decimal128, s);
@@ -124,18 +130,22 @@ id_hash(const bson_value_t *v)
     case BSON_TYPE_UTF8:
     case BSON_TYPE_SYMBOL:
         return fnv(h ^ 15, v->value.v_utf8.str, v->value.v_utf8.len);
-    case BSON_TYPE_OID: return fnv(h ^ 35, v->value.v_oid.bytes, 12);
+    case BSON_TYPE_OID:
+        return fnv(h ^ 35, v->value.v_oid.bytes, 12);
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY:
         return fnv(h ^ (uint32_t)emu_type_rank(v->value_type), v->value.v_doc.data,
                    v->value.v_doc.data_len);
     case BSON_TYPE_BINARY:
         return fnv(h ^ 30, v->value.v_binary.data, v->value.v_binary.data_len);
-    case BSON_TYPE_DATE_TIME: return fnv(h ^ 45, &v->value.v_datetime, 8);
-    case BSON_TYPE_BOOL: return h ^ (v->value.v_bool ? 41 : 40);
+    case BSON_TYPE_DATE_TIME:
+        return fnv(h ^ 45, &v->value.v_datetime, 8);
+    case BSON_TYPE_BOOL:
+        return h ^ (v->value.v_bool ? 41 : 40);
     case BSON_TYPE_TIMESTAMP:
         return fnv(h ^ 47, &v->value.v_timestamp, sizeof v->value.v_timestamp);
-    default: return h ^ (uint32_t)emu_type_rank(v->value_type);
+    default:
+        return h ^ (uint32_t)emu_type_rank(v->value_type);
     }
 }
 
@@ -226,8 +236,8 @@ emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err)
         bson_append_value(&idonly, "_id", 3, &id);
         char *idjson = bson_as_relaxed_extended_json(&idonly, NULL);
         emu_error_set(err, EMU_DUPLICATE_KEY,
-                      "E11000 duplicate key error collection: %s index: _id_ dup key: %s",
-                      c->name, idjson ? idjson : "?");
+                      "E11000 duplicate key error collection: %s index: _id_ dup key: %s", c->name,
+                      idjson ? idjson : "?");
         bson_free(idjson);
         bson_destroy(&idonly);
         emu_doc_unref(doc);
@@ -387,8 +397,8 @@ bool
 emu_store_create(const char *db, const char *name, emu_error_t *err)
 {
     if (emu_store_coll(db, name, false))
-        return emu_error_set(err, EMU_NAMESPACE_EXISTS, "Collection already exists. NS: %s.%s",
-                             db, name);
+        return emu_error_set(err, EMU_NAMESPACE_EXISTS, "Collection already exists. NS: %s.%s", db,
+                             name);
     emu_store_coll(db, name, true);
     return true;
 }

@@ -11,17 +11,19 @@
 bool emu_update_is_operator(const bson_t *update);
 
 /* Checks an update document before any document is touched: a replacement must hold no '$' keys
- * at top level; an operator update may use only $set, $unset and $inc (any other operator:
- * code 9 FailedToParse "Unknown modifier: $x"), each with a document argument; $inc values must
- * be numbers (code 14 TypeMismatch). An empty operator update is code 9. */
+ * at top level (code 52); an operator update may use only $set, $unset and $inc (any other
+ * operator: code 9 FailedToParse "Unknown modifier: $x"), each with a document argument; $inc
+ * values must be numbers (code 14 TypeMismatch); two paths that overlap conflict (code 40). As in
+ * mongod 5.0+, {$set: {}} is a valid no-op and {} an empty replacement. */
 bool emu_update_validate(const bson_t *update, emu_error_t *err);
 
 /* Applies a validated `update` to `doc`, writing the new document into `out` (initialised,
  * empty). A replacement keeps doc's _id first (a different _id in the replacement is code 66
- * ImmutableField). Operators keep field order, append new fields at the end, create
- * intermediate documents for dotted paths, and fail with code 66 on a change of _id and with
- * code 14 when $inc meets a non-number or a path crosses a non-document. *modified is set to
- * whether the result differs from doc. */
+ * ImmutableField). Operators keep existing fields in place and create new ones in sorted order
+ * (as mongod 5.0+ does), create intermediate documents for dotted paths, and fail with code 66
+ * on a change of _id, code 14 when $inc meets a non-number and code 28 PathNotViable when a path
+ * crosses a non-document. Results over 16 MiB are code 17419. *modified is set to whether the
+ * result differs from doc. */
 bool emu_update_apply(const bson_t *doc, const bson_t *update, bson_t *out, bool *modified,
                       emu_error_t *err);
 

@@ -8,9 +8,9 @@
 
 #include <stddef.h>
 
-#define EMU_OP_REPLY 1
-#define EMU_OP_QUERY 2004
-#define EMU_OP_MSG   2013
+#define EMU_OP_REPLY    1
+#define EMU_OP_QUERY    2004
+#define EMU_OP_MSG      2013
 #define EMU_HEADER_SIZE 16
 
 typedef struct {
@@ -22,11 +22,11 @@ typedef struct {
 
 /* A parsed request. */
 typedef struct {
-    bson_t cmd;            /* owned: the kind-0 document with kind-1 sequences appended as arrays */
-    bool legacy;           /* OP_QUERY */
-    bool more_to_come;     /* OP_MSG moreToCome: the client wants no reply */
-    char db[128];          /* OP_QUERY: database of the namespace; OP_MSG: empty ($db is in cmd) */
-    bool not_a_command;    /* OP_QUERY on a collection rather than db.$cmd */
+    bson_t cmd;         /* owned: the kind-0 document with kind-1 sequences appended as arrays */
+    bool legacy;        /* OP_QUERY */
+    bool more_to_come;  /* OP_MSG moreToCome: the client wants no reply */
+    char db[128];       /* OP_QUERY: database of the namespace; OP_MSG: empty ($db is in cmd) */
+    bool not_a_command; /* OP_QUERY on a collection rather than db.$cmd */
 } emu_msg_t;
 
 /* Decodes the 16-byte little-endian header. */

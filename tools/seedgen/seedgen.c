@@ -8,15 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const first_names[] = {"Ada",  "Grace", "Alan",  "Edsger", "Barbara",
-                                          "Ken",  "Linus", "Radia", "Donald", "Frances"};
-static const char *const last_names[] = {"Lovelace", "Hopper",  "Turing", "Dijkstra", "Liskov",
-                                         "Thompson", "Torvalds", "Perlman", "Knuth",   "Allen"};
+static const char *const first_names[] = {"Ada", "Grace", "Alan",  "Edsger", "Barbara",
+                                          "Ken", "Linus", "Radia", "Donald", "Frances"};
+static const char *const last_names[] = {"Lovelace", "Hopper",   "Turing",  "Dijkstra", "Liskov",
+                                         "Thompson", "Torvalds", "Perlman", "Knuth",    "Allen"};
 static const char *const user_status[] = {"active", "inactive", "pending"};
 static const char *const order_status[] = {"placed", "paid", "shipped", "delivered", "cancelled"};
 static const char *const sources[] = {"web", "ios", "android", "partner"};
-static const char *const products[] = {"keyboard", "mouse", "monitor", "cable", "dock",
-                                       "headset",  "webcam", "chair",  "desk",  "lamp"};
+static const char *const products[] = {"keyboard", "mouse",  "monitor", "cable", "dock",
+                                       "headset",  "webcam", "chair",   "desk",  "lamp"};
 
 /* xorshift64*: small, fast and reproducible across platforms. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -81,7 +81,7 @@ make_user(bson_t *doc, uint64_t i)
     BSON_APPEND_ARRAY_BEGIN(&meta, "tags", &tags);
     int ntags = rnd_int(0, 3);
     for (int t = 0; t < ntags; t++) {
-        char key[4], tag[16];
+        char key[16], tag[16];
         snprintf(key, sizeof key, "%d", t);
         snprintf(tag, sizeof tag, "tag-%d", rnd_int(1, 50));
         BSON_APPEND_UTF8(&tags, key, tag);
@@ -115,7 +115,7 @@ make_order(bson_t *doc, uint64_t i, uint64_t nusers)
     int64_t total_cents = 0;
     BSON_APPEND_ARRAY_BEGIN(doc, "items", &items);
     for (int k = 0; k < nitems; k++) {
-        char key[4];
+        char key[16];
         bson_t item;
         int qty = rnd_int(1, 4), cents = rnd_int(199, 49999);
         snprintf(key, sizeof key, "%d", k);
@@ -185,10 +185,14 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"uri", required_argument, NULL, 'u'},   {"database", required_argument, NULL, 'd'},
-        {"users", required_argument, NULL, 'U'}, {"orders", required_argument, NULL, 'O'},
-        {"seed", required_argument, NULL, 's'},  {"batch", required_argument, NULL, 'b'},
-        {"drop", no_argument, NULL, 'D'},        {"help", no_argument, NULL, 'h'},
+        {"uri", required_argument, NULL, 'u'},
+        {"database", required_argument, NULL, 'd'},
+        {"users", required_argument, NULL, 'U'},
+        {"orders", required_argument, NULL, 'O'},
+        {"seed", required_argument, NULL, 's'},
+        {"batch", required_argument, NULL, 'b'},
+        {"drop", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *uri_s = NULL, *db = "app";
@@ -198,15 +202,33 @@ main(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
         bool ok = true;
         switch (ch) {
-        case 'u': uri_s = optarg; break;
-        case 'd': db = optarg; break;
-        case 'U': ok = parse_u64(optarg, &nusers); break;
-        case 'O': ok = parse_u64(optarg, &norders); break;
-        case 's': ok = parse_u64(optarg, &seed); break;
-        case 'b': ok = parse_u64(optarg, &batch) && batch > 0 && batch <= 100000; break;
-        case 'D': drop = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'u':
+            uri_s = optarg;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'U':
+            ok = parse_u64(optarg, &nusers);
+            break;
+        case 'O':
+            ok = parse_u64(optarg, &norders);
+            break;
+        case 's':
+            ok = parse_u64(optarg, &seed);
+            break;
+        case 'b':
+            ok = parse_u64(optarg, &batch) && batch > 0 && batch <= 100000;
+            break;
+        case 'D':
+            drop = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
         if (!ok) {
             fprintf(stderr, "seedgen: invalid value '%s' for --%s\n", optarg, opts[li].name);
@@ -243,8 +265,8 @@ main(int argc, char **argv)
     ok = fill(users, nusers, (int)batch, nusers, true) &&
          fill(orders, norders, (int)batch, nusers, false);
     if (ok)
-        printf("seedgen: %llu users and %llu orders in database '%s'\n",
-               (unsigned long long)nusers, (unsigned long long)norders, db);
+        printf("seedgen: %llu users and %llu orders in database '%s'\n", (unsigned long long)nusers,
+               (unsigned long long)norders, db);
     mongoc_collection_destroy(users);
     mongoc_collection_destroy(orders);
     mongoc_client_destroy(client);
