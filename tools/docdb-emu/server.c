@@ -35,7 +35,7 @@ static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_cv = PTHREAD_COND_INITIALIZER;
 static emu_conn_t **conns;
 static size_t nconns, conns_cap;
-static size_t nthreads;       /* connection threads started and not yet finished */
+static size_t nthreads;      /* connection threads started and not yet finished */
 static emu_conn_t *finished; /* finished connection threads, to be joined */
 static bool stopping;
 
