@@ -3,6 +3,7 @@ SCRAM-SHA-1, a wrong password, 100k inserts, filtered and sorted cursors across 
 getMores, killCursors, failCommand dropping the connection mid-cursor, cursor expiry and a
 client that does not trust the CA."""
 import time
+import uuid
 import unittest
 
 import pymongo
@@ -161,6 +162,69 @@ class TestEmuPymongo(unittest.TestCase):
             self.assertEqual(ctx.exception.details["writeErrors"][0]["code"], 11000)
             coll.drop()
             self.assertNotIn("writes", c.test.list_collection_names())
+
+    def test_aggregate_stages(self):
+        with self.client() as c:
+            coll = self.fill(c, "agg", 1000)
+            got = list(coll.aggregate([{"$match": {"g": 2}}, {"$sort": {"i": -1}},
+                                       {"$skip": 3}, {"$limit": 4},
+                                       {"$project": {"s": 1, "_id": 0}}], batchSize=2))
+            want = [{"s": "doc-%d" % i}
+                    for i in sorted((i for i in range(1000) if i % 7 == 2), reverse=True)[3:7]]
+            self.assertEqual(got, want)
+            self.assertEqual(list(coll.aggregate([{"$match": {"g": {"$in": [0, 1]}}},
+                                                  {"$count": "n"}])),
+                             [{"n": len([i for i in range(1000) if i % 7 in (0, 1)])}])
+            self.assertEqual(list(coll.aggregate([{"$match": {"g": 99}}, {"$count": "n"}])), [])
+            sample = list(coll.aggregate([{"$sample": {"size": 10}}]))
+            self.assertEqual(len(sample), 10)
+            self.assertEqual(len({d["_id"] for d in sample}), 10)
+            with self.assertRaises(OperationFailure) as ctx:
+                list(coll.aggregate([{"$bogus": {}}]))
+            self.assertEqual(ctx.exception.code, 40324)
+
+    def test_catalog_commands(self):
+        with self.client() as c:
+            db = c.catalog
+            db.create_collection("a")
+            db.create_collection("b")
+            with self.assertRaises(OperationFailure) as ctx:
+                db.command("create", "a")  # pymongo's create_collection checks client-side
+            self.assertEqual(ctx.exception.code, 48)
+            self.assertEqual(sorted(db.list_collection_names()), ["a", "b"])
+            infos = list(db.list_collections(filter={"name": "b"}))
+            self.assertEqual([i["name"] for i in infos], ["b"])
+            self.assertEqual(infos[0]["idIndex"]["name"], "_id_")
+            self.assertIsInstance(infos[0]["info"]["uuid"], uuid.UUID)  # binary subtype 4
+            self.assertIn("catalog", c.list_database_names())
+            with self.assertRaises(OperationFailure) as ctx:
+                db.command("drop", "nope")
+            self.assertEqual(ctx.exception.code, 26)
+            c.drop_database("catalog")
+            self.assertNotIn("catalog", c.list_database_names())
+            self.assertEqual(c.admin.command("getParameter", 1,
+                                             featureCompatibilityVersion=1)
+                             ["featureCompatibilityVersion"]["version"], "5.0")
+            self.assertEqual(c.admin.command("buildInfo")["versionArray"][:2], [5, 0])
+
+    def test_fail_point_block_and_app_name(self):
+        with self.client(appname="victim") as victim, self.client() as other:
+            self.fill(victim, "blocked", 10)
+            other.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn",
+                                 "data": {"failCommands": ["find"], "blockConnection": True,
+                                          "blockTimeMS": 300, "errorCode": 262,
+                                          "appName": "victim"}})
+            try:
+                self.assertEqual(len(list(other.test.blocked.find())), 10)  # other app: untouched
+                t0 = time.monotonic()
+                with self.assertRaises(OperationFailure) as ctx:
+                    list(victim.test.blocked.find())
+                self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+                self.assertEqual(ctx.exception.code, 262)
+            finally:
+                r = other.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+            self.assertGreaterEqual(r["count"], 1)
+            self.assertEqual(len(list(victim.test.blocked.find())), 10)
 
 
 if __name__ == "__main__":
