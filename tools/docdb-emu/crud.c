@@ -699,7 +699,7 @@ static bool
 run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
 {
     bson_t spec;
-    int64_t n;
+    int64_t n = 0;
     if (strcmp(stage, "$match") == 0) {
         if (!stage_doc(arg, stage, &spec, err))
             return false;

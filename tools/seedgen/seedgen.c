@@ -38,6 +38,13 @@ rnd_int(int lo, int hi)
 
 #define PICK(a) (a[rnd() % (sizeof(a) / sizeof(a[0]))])
 
+/* BSON_APPEND_UTF8 evaluates its value twice (strlen, then the copy): never pass PICK to it. */
+static void
+append_pick(bson_t *doc, const char *key, const char *value)
+{
+    bson_append_utf8(doc, key, -1, value, -1);
+}
+
 /* 2024-01-01T00:00:00Z plus up to a year, in milliseconds. */
 static int64_t
 rnd_date(void)
@@ -72,12 +79,12 @@ make_user(bson_t *doc, uint64_t i)
     BSON_APPEND_OID(doc, "_id", &oid);
     BSON_APPEND_UTF8(doc, "name", name);
     BSON_APPEND_UTF8(doc, "email", email);
-    BSON_APPEND_UTF8(doc, "status", PICK(user_status));
+    append_pick(doc, "status", PICK(user_status));
     BSON_APPEND_DATE_TIME(doc, "created_at", created);
     BSON_APPEND_DATE_TIME(doc, "updated_at", created + (int64_t)(rnd() % 86400000ull * 30));
     bson_t meta, tags, prefs;
     BSON_APPEND_DOCUMENT_BEGIN(doc, "metadata", &meta);
-    BSON_APPEND_UTF8(&meta, "signup_source", PICK(sources));
+    append_pick(&meta, "signup_source", PICK(sources));
     BSON_APPEND_ARRAY_BEGIN(&meta, "tags", &tags);
     int ntags = rnd_int(0, 3);
     for (int t = 0; t < ntags; t++) {
@@ -90,7 +97,7 @@ make_user(bson_t *doc, uint64_t i)
     BSON_APPEND_DOUBLE(&meta, "score", (double)rnd_int(0, 10000) / 100.0);
     BSON_APPEND_DOCUMENT_BEGIN(&meta, "preferences", &prefs);
     BSON_APPEND_BOOL(&prefs, "newsletter", rnd() & 1);
-    BSON_APPEND_UTF8(&prefs, "language", rnd() & 1 ? "en" : "de");
+    append_pick(&prefs, "language", rnd() & 1 ? "en" : "de");
     bson_append_document_end(&meta, &prefs);
     bson_append_document_end(doc, &meta);
 }
@@ -107,7 +114,7 @@ make_order(bson_t *doc, uint64_t i, uint64_t nusers)
     BSON_APPEND_OID(doc, "_id", &oid);
     BSON_APPEND_OID(doc, "user_id", &user);
     BSON_APPEND_UTF8(doc, "order_number", number);
-    BSON_APPEND_UTF8(doc, "status", PICK(order_status));
+    append_pick(doc, "status", PICK(order_status));
     BSON_APPEND_DATE_TIME(doc, "created_at", created);
     BSON_APPEND_DATE_TIME(doc, "updated_at", created + (int64_t)(rnd() % 86400000ull * 10));
     bson_t items;
@@ -120,7 +127,7 @@ make_order(bson_t *doc, uint64_t i, uint64_t nusers)
         int qty = rnd_int(1, 4), cents = rnd_int(199, 49999);
         snprintf(key, sizeof key, "%d", k);
         BSON_APPEND_DOCUMENT_BEGIN(&items, key, &item);
-        BSON_APPEND_UTF8(&item, "product", PICK(products));
+        append_pick(&item, "product", PICK(products));
         BSON_APPEND_INT32(&item, "quantity", qty);
         BSON_APPEND_DOUBLE(&item, "price", cents / 100.0);
         bson_append_document_end(&items, &item);
