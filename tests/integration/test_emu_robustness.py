@@ -152,6 +152,15 @@ class TestEmuRobustness(unittest.TestCase):
         finally:
             s.close()
 
+    def test_checksum_flag_accepted(self):
+        s = self.connect()
+        try:
+            body = struct.pack("<I", 1) + b"\x00" + bson.encode({"ping": 1, "$db": "admin"})
+            s.sendall(op_msg(None, request_id=11, raw_body=body + b"\x00\x00\x00\x00"))
+            self.assertEqual(read_reply(s), (11, {"ok": 1.0}))
+        finally:
+            s.close()
+
     def test_legacy_op_query_handshake(self):
         s = self.connect()
         try:
