@@ -197,6 +197,13 @@ class TestEmuPymongo(unittest.TestCase):
             self.assertEqual(infos[0]["idIndex"]["name"], "_id_")
             self.assertIsInstance(infos[0]["info"]["uuid"], uuid.UUID)  # binary subtype 4
             self.assertIn("catalog", c.list_database_names())
+            db.a.create_index([("updated_at", 1), ("_id", 1)])
+            self.assertEqual([i["name"] for i in db.a.list_indexes()],
+                             ["_id_", "updated_at_1__id_1"])
+            with self.assertRaises(OperationFailure) as ctx:
+                db.command("createIndexes", "a", indexes=[{"key": {"x": 1},
+                                                           "name": "updated_at_1__id_1"}])
+            self.assertEqual(ctx.exception.code, 86)
             with self.assertRaises(OperationFailure) as ctx:
                 db.command("drop", "nope")
             self.assertEqual(ctx.exception.code, 26)

@@ -603,6 +603,112 @@ cmd_drop_database(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     return true;
 }
 
+/* ---- indexes (metadata only) ---- */
+
+static void
+append_index_doc(emu_doc_t ***docs, size_t *n, const bson_t *spec)
+{
+    *docs = realloc(*docs, (*n + 1) * sizeof **docs);
+    if (!*docs)
+        abort();
+    (*docs)[(*n)++] = emu_doc_new(bson_get_data(spec), spec->len);
+}
+
+static bool
+cmd_list_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    bson_t cursor_opts;
+    bool has_cursor;
+    int64_t batch_size = 0;
+    if (!emu_cmd_string(c, "listIndexes", &name, err) || !emu_valid_ns(c->db, name, err) ||
+        !emu_cmd_doc(c, "cursor", &cursor_opts, &has_cursor, err))
+        return false;
+    bson_iter_t it;
+    if (has_cursor && bson_iter_init_find(&it, &cursor_opts, "batchSize") &&
+        BSON_ITER_HOLDS_NUMBER(&it))
+        batch_size = bson_iter_as_int64(&it);
+    emu_doc_t **docs = NULL;
+    size_t n = 0;
+    emu_store_rdlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    if (coll) {
+        bson_t *id = BCON_NEW("v", BCON_INT32(2), "key", "{", "_id", BCON_INT32(1), "}", "name",
+                              BCON_UTF8("_id_"));
+        append_index_doc(&docs, &n, id);
+        bson_destroy(id);
+        for (size_t i = 0; i < emu_coll_nindexes(coll); i++)
+            append_index_doc(&docs, &n, emu_coll_index(coll, i));
+    }
+    emu_store_unlock();
+    if (!coll)
+        return emu_error_set(err, EMU_NAMESPACE_NOT_FOUND, "ns does not exist: %s.%s", c->db, name);
+    char ns[300];
+    snprintf(ns, sizeof ns, "%s.$cmd.listIndexes.%s", c->db, name);
+    emu_cursor_t *cur = emu_cursor_new(ns, docs, n, NULL);
+    emu_cursor_reply(cur, reply, true, batch_size, true);
+    return true;
+}
+
+static bool
+cmd_create_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name;
+    bson_iter_t it, specs;
+    if (!emu_cmd_string(c, "createIndexes", &name, err) || !emu_valid_ns(c->db, name, err))
+        return false;
+    if (!bson_iter_init_find(&it, c->cmd, "indexes") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &specs))
+        return emu_error_set(err, EMU_TYPE_MISMATCH, "'indexes' must be an array");
+    emu_store_wrlock();
+    bool existed = emu_store_coll(c->db, name, false) != NULL;
+    emu_coll_t *coll = emu_store_coll(c->db, name, true);
+    int32_t before = (int32_t)emu_coll_nindexes(coll) + 1;
+    bool ok = true;
+    while (ok && bson_iter_next(&specs)) {
+        bson_t spec, key;
+        bson_iter_t f;
+        const uint8_t *data;
+        uint32_t len;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&specs)) {
+            ok = emu_error_set(err, EMU_TYPE_MISMATCH, "index specifications must be objects");
+            break;
+        }
+        bson_iter_document(&specs, &len, &data);
+        bson_init_static(&spec, data, len);
+        if (!bson_iter_init_find(&f, &spec, "key") || !BSON_ITER_HOLDS_DOCUMENT(&f)) {
+            ok = emu_error_set(err, EMU_FAILED_TO_PARSE, "index specification needs a 'key'");
+            break;
+        }
+        bson_iter_document(&f, &len, &data);
+        bson_init_static(&key, data, len);
+        if (bson_empty(&key)) {
+            ok = emu_error_set(err, 67, "Index keys cannot be empty.");
+            break;
+        }
+        if (!bson_iter_init_find(&f, &spec, "name") || !BSON_ITER_HOLDS_UTF8(&f)) {
+            ok = emu_error_set(err, EMU_FAILED_TO_PARSE, "index specification needs a 'name'");
+            break;
+        }
+        const char *iname = bson_iter_utf8(&f, NULL);
+        if (strcmp(iname, "_id_") == 0)
+            continue;
+        if (!emu_coll_add_index(coll, &spec, iname, &key))
+            ok = emu_error_set(err, 86,
+                               "An existing index has the same name as the requested index. "
+                               "Requested index: %s",
+                               iname);
+    }
+    int32_t after = (int32_t)emu_coll_nindexes(coll) + 1;
+    emu_store_unlock();
+    if (!ok)
+        return false;
+    BSON_APPEND_BOOL(reply, "createdCollectionAutomatically", !existed);
+    BSON_APPEND_INT32(reply, "numIndexesBefore", before);
+    BSON_APPEND_INT32(reply, "numIndexesAfter", after);
+    return true;
+}
+
 /* ---- dispatch ---- */
 
 enum {
@@ -635,6 +741,8 @@ static const command_t commands[] = {
     {"create", cmd_create, 0},
     {"drop", cmd_drop, 0},
     {"dropDatabase", cmd_drop_database, 0},
+    {"listIndexes", cmd_list_indexes, 0},
+    {"createIndexes", cmd_create_indexes, 0},
     {"insert", emu_cmd_insert, WRITE},
     {"update", emu_cmd_update, WRITE},
     {"delete", emu_cmd_delete, WRITE},

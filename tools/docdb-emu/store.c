@@ -23,6 +23,8 @@ struct emu_coll {
     size_t nslots, cap, live;
     id_entry_t *index;
     size_t index_cap, index_used; /* used counts tombstones too */
+    bson_t **indexes;             /* secondary index specs */
+    size_t nindexes;
 };
 
 typedef struct {
@@ -327,9 +329,46 @@ emu_coll_at(const emu_coll_t *c, size_t slot)
     return c->docs[slot];
 }
 
+size_t
+emu_coll_nindexes(const emu_coll_t *c)
+{
+    return c->nindexes;
+}
+
+const bson_t *
+emu_coll_index(const emu_coll_t *c, size_t i)
+{
+    return c->indexes[i];
+}
+
+bool
+emu_coll_add_index(emu_coll_t *c, const bson_t *spec, const char *name, const bson_t *key)
+{
+    for (size_t i = 0; i < c->nindexes; i++) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, c->indexes[i], "name") &&
+            strcmp(bson_iter_utf8(&it, NULL), name) == 0) {
+            bson_iter_t k;
+            const uint8_t *data;
+            uint32_t len;
+            bson_t existing;
+            if (!bson_iter_init_find(&k, c->indexes[i], "key"))
+                return false;
+            bson_iter_document(&k, &len, &data);
+            return bson_init_static(&existing, data, len) && bson_equal(&existing, key);
+        }
+    }
+    c->indexes = xrealloc(c->indexes, (c->nindexes + 1) * sizeof *c->indexes);
+    c->indexes[c->nindexes++] = bson_copy(spec);
+    return true;
+}
+
 static void
 coll_destroy(emu_coll_t *c)
 {
+    for (size_t i = 0; i < c->nindexes; i++)
+        bson_destroy(c->indexes[i]);
+    free(c->indexes);
     for (size_t s = 0; s < c->nslots; s++)
         emu_doc_unref(c->docs[s]);
     free(c->docs);

@@ -65,6 +65,14 @@ void emu_coll_remove(emu_coll_t *c, size_t slot);
 /* Reclaims deleted slots when they are many; renumbers slots. */
 void emu_coll_compact(emu_coll_t *c);
 
+/* Secondary index specifications ({v, key, name, ...}) recorded by createIndexes. They are
+ * metadata only: queries scan, and unique is not enforced (docs/test-server.md). */
+size_t emu_coll_nindexes(const emu_coll_t *c);
+const bson_t *emu_coll_index(const emu_coll_t *c, size_t i);
+/* Adds spec (copied) unless an index of that name exists; false when that index has another
+ * key (the caller answers code 86). */
+bool emu_coll_add_index(emu_coll_t *c, const bson_t *spec, const char *name, const bson_t *key);
+
 /* The _id of a document view, or false when it has none. */
 bool emu_doc_id(const bson_t *doc, bson_value_t *id);
 
