@@ -66,12 +66,54 @@ docvec_slice(docvec_t *dv, int64_t skip, int64_t limit)
     dv->n = e - s;
 }
 
+/* True when filter is exactly {_id: v} (v not an operator document, not an array, not a regex):
+ * then the _id index finds the one document it can match. */
+static bool
+id_equality(const bson_t *filter, bson_value_t *id)
+{
+    bson_iter_t it;
+    if (!filter || !bson_iter_init(&it, filter) || !bson_iter_next(&it) ||
+        strcmp(bson_iter_key(&it), "_id") != 0)
+        return false;
+    bson_iter_t rest = it;
+    if (bson_iter_next(&rest))
+        return false;
+    switch (bson_iter_type(&it)) {
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+    case BSON_TYPE_REGEX:
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+    case BSON_TYPE_MINKEY:
+    case BSON_TYPE_MAXKEY: return false;
+    default: *id = *bson_iter_value(&it); return true;
+    }
+}
+
+/* The slots a filter can match: one slot through the _id index, or all of them. */
+typedef struct {
+    size_t first, end;
+} slot_range_t;
+
+static slot_range_t
+candidate_slots(const emu_coll_t *coll, const bson_t *filter)
+{
+    bson_value_t id;
+    slot_range_t r = {0, emu_coll_slots(coll)};
+    if (id_equality(filter, &id)) {
+        size_t s = emu_coll_find_id(coll, &id);
+        r.first = s == SIZE_MAX ? 0 : s;
+        r.end = s == SIZE_MAX ? 0 : s + 1;
+    }
+    return r;
+}
+
 /* Collects references to the documents of coll matching f (NULL: all), in natural order. */
 static void
-collect(const emu_coll_t *coll, const emu_filter_t *f, docvec_t *out)
+collect(const emu_coll_t *coll, const bson_t *filter, const emu_filter_t *f, docvec_t *out)
 {
-    size_t slots = emu_coll_slots(coll);
-    for (size_t s = 0; s < slots; s++) {
+    slot_range_t range = candidate_slots(coll, filter);
+    for (size_t s = range.first; s < range.end; s++) {
         emu_doc_t *d = emu_coll_at(coll, s);
         if (!d)
             continue;
@@ -331,8 +373,8 @@ update_one_statement(emu_coll_t *coll, const bson_t *stmt, uint32_t index, int32
         return false;
     bool ok = true;
     int32_t matched = 0;
-    size_t slots = emu_coll_slots(coll);
-    for (size_t s = 0; s < slots; s++) {
+    slot_range_t range = candidate_slots(coll, &q);
+    for (size_t s = range.first; s < range.end; s++) {
         emu_doc_t *d = emu_coll_at(coll, s);
         bson_t view, out = BSON_INITIALIZER;
         bool modified = false;
@@ -474,7 +516,8 @@ emu_cmd_delete(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
         }
         if (!(f = emu_filter_new(&q, &e)))
             goto item_failed;
-        for (size_t s = 0; coll && s < emu_coll_slots(coll); s++) {
+        slot_range_t range = coll ? candidate_slots(coll, &q) : (slot_range_t){0, 0};
+        for (size_t s = range.first; s < range.end; s++) {
             emu_doc_t *d = emu_coll_at(coll, s);
             bson_t view;
             if (!d)
@@ -564,7 +607,7 @@ emu_cmd_find(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     emu_store_rdlock();
     emu_coll_t *coll = emu_store_coll(c->db, name, false);
     if (coll)
-        collect(coll, f, &dv);
+        collect(coll, a.has_filter ? &a.filter : NULL, f, &dv);
     emu_store_unlock();
     emu_filter_destroy(f);
     if (s) {
@@ -840,7 +883,7 @@ emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     emu_store_rdlock();
     emu_coll_t *coll = emu_store_coll(c->db, name, false);
     if (coll)
-        collect(coll, f, &dv);
+        collect(coll, NULL, f, &dv);
     emu_store_unlock();
     emu_filter_destroy(f);
 
