@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake pkg-config clang-format openssl ca-certificates
-  libmongoc-dev libbson-dev libssl-dev libsqlite3-dev libcmocka-dev sqlite3
+  libmongoc-dev libbson-dev libssl-dev libsqlite3-dev libcmocka-dev libicu-dev sqlite3
   python3 python3-pymongo
 )
 missing=()

@@ -1,0 +1,31 @@
+/* buf.h: a growable byte buffer and the JSON text primitives built on it (string escaping that
+ * always yields valid UTF-8). No parsing here. */
+#ifndef DC_BUF_H
+#define DC_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *data; /* NUL-terminated when len > 0 or after any append */
+    size_t len, cap;
+} dc_buf_t;
+
+void dc_buf_init(dc_buf_t *b);
+void dc_buf_cleanup(dc_buf_t *b);
+void dc_buf_reset(dc_buf_t *b); /* len = 0, keeps the memory */
+void dc_buf_append(dc_buf_t *b, const void *data, size_t n);
+void dc_buf_append_str(dc_buf_t *b, const char *s);
+void dc_buf_append_char(dc_buf_t *b, char c);
+void dc_buf_printf(dc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends s (n bytes) as a quoted JSON string: escapes quotes, backslashes and control
+ * characters, keeps valid UTF-8 as is and replaces each invalid byte with U+FFFD. Returns the
+ * number of invalid bytes replaced. */
+size_t dc_buf_append_json_string(dc_buf_t *b, const char *s, size_t n);
+
+/* Appends base64 (RFC 4648, with padding) of n bytes. */
+void dc_buf_append_base64(dc_buf_t *b, const uint8_t *data, size_t n);
+
+#endif

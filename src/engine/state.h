@@ -1,0 +1,59 @@
+/* state.h: the sync position of every table, kept in a versioned JSON document (files/state.json
+ * for `sync`, the Checkpoint's state_json for `serve`). Understands the seed connector's state
+ * (users_last_updated_at, ...). Saving is atomic: write, fsync, rename, fsync the folder. */
+#ifndef DC_STATE_H
+#define DC_STATE_H
+
+#include <bson/bson.h>
+
+#include "core/error.h"
+
+#define DC_STATE_VERSION 1
+
+typedef enum { DC_PHASE_SNAPSHOT = 0, DC_PHASE_INCREMENTAL = 1 } dc_phase_t;
+
+typedef struct {
+    char *source;       /* collection name */
+    char *cursor_field; /* the field the incremental cursor is on */
+    dc_phase_t phase;
+    /* Snapshot: documents are read in _id order, resuming after last_id. snapshot_cursor is
+     * where the incremental phase starts: the highest cursor value when the snapshot began. */
+    bool has_last_id;
+    bson_value_t last_id;
+    bool has_snapshot_cursor;
+    int64_t snapshot_cursor_ms;
+    /* Incremental: changes ordered by (cursor, _id), resuming after (cursor_ms, cursor_id);
+     * without cursor_id, every document at cursor_ms is read again. */
+    bool has_cursor;
+    int64_t cursor_ms;
+    bool has_cursor_id;
+    bson_value_t cursor_id;
+} dc_table_state_t;
+
+typedef struct {
+    dc_table_state_t *tables;
+    size_t n, cap;
+} dc_state_t;
+
+void dc_state_init(dc_state_t *st);
+void dc_state_cleanup(dc_state_t *st);
+
+/* Reads the state file; a missing file is an empty state. A file that is not a state this
+ * program understands is DC_ERR_STATE naming the path (never a silent reset). */
+bool dc_state_load(const char *path, dc_state_t *st, dc_error_t *err);
+/* The same from JSON text (empty text or "{}" is an empty state); origin names it. */
+bool dc_state_parse(const char *json, size_t len, const char *origin, dc_state_t *st,
+                    dc_error_t *err);
+/* The JSON text of the state (free with bson_free). */
+char *dc_state_to_json(const dc_state_t *st);
+/* Replaces the file at path atomically and durably (folders created). */
+bool dc_state_save(const char *path, const dc_state_t *st, dc_error_t *err);
+
+/* The entry for a collection, or NULL; with create, a new snapshot-phase entry. */
+dc_table_state_t *dc_state_table(dc_state_t *st, const char *source, bool create);
+/* Sets a value field (copying v). */
+void dc_state_set_id(bson_value_t *dst, bool *has, const bson_value_t *v);
+/* Forgets everything about a table (a new full read). */
+void dc_state_reset_table(dc_table_state_t *t);
+
+#endif

@@ -1,0 +1,650 @@
+/* sync.c: the sync engine. Reads with libmongoc through source.h, converts with convert.h,
+ * writes through sink.h and checkpoints; it never formats output for people (the command
+ * layer does) and never holds more than one batch of documents. */
+#include "engine/sync.h"
+#include "convert/convert.h"
+#include "core/log.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RETRIES 8
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- schema ---- */
+
+/* The seed connector's declared columns (fivetran-sdk.md §4.9). */
+static const struct {
+    const char *table, *field;
+    dc_type_t type;
+} declared[] = {
+    {"users", "created_at", DC_TYPE_UTC_DATETIME},
+    {"users", "updated_at", DC_TYPE_UTC_DATETIME},
+    {"users", "metadata", DC_TYPE_JSON},
+    {"orders", "created_at", DC_TYPE_UTC_DATETIME},
+    {"orders", "updated_at", DC_TYPE_UTC_DATETIME},
+    {"orders", "items", DC_TYPE_JSON},
+};
+
+/* A column name not yet used in t: the name itself, else name_2, name_3, ... */
+static char *
+unique_column_name(const dc_table_t *t, char *name)
+{
+    if (dc_table_find_name(t, name) < 0)
+        return name;
+    size_t len = strlen(name) + 24;
+    char *alt = malloc(len);
+    if (!alt)
+        abort();
+    for (int i = 2;; i++) {
+        snprintf(alt, len, "%s_%d", name, i);
+        if (dc_table_find_name(t, alt) < 0)
+            break;
+    }
+    free(name);
+    return alt;
+}
+
+static size_t
+add_column(dc_table_t *t, const char *field, dc_type_t type, dc_naming_t naming)
+{
+    char *name = unique_column_name(t, dc_name(field, false, naming));
+    size_t i = dc_table_add_column(t, field, name, type);
+    free(name);
+    return i;
+}
+
+void
+dc_sync_initial_table(dc_table_t *t, const char *source, const char *name)
+{
+    dc_table_init(t, source, name);
+    dc_table_add_column(t, "_id", "_id", DC_TYPE_STRING);
+    for (size_t i = 0; i < sizeof declared / sizeof declared[0]; i++)
+        if (strcmp(declared[i].table, source) == 0)
+            add_column(t, declared[i].field, declared[i].type, DC_NAMING_SOURCE);
+}
+
+bool
+dc_sync_observe(dc_table_t *t, const bson_t *doc, dc_naming_t naming)
+{
+    bson_iter_t it;
+    bool changed = false;
+    if (!bson_iter_init(&it, doc))
+        return false;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "_id") == 0)
+            continue;
+        dc_type_t nat = dc_convert_natural_type(bson_iter_type(&it));
+        long col = dc_table_find_field(t, key);
+        if (col < 0) {
+            if (nat == DC_TYPE_NULL)
+                continue; /* a column is created by its first non-null value */
+            add_column(t, key, nat, naming);
+            changed = true;
+        } else {
+            dc_type_t joined = dc_type_join(t->cols[col].type, nat);
+            if (joined != t->cols[col].type) {
+                t->cols[col].type = joined;
+                changed = true;
+            }
+        }
+    }
+    return changed;
+}
+
+/* ---- filters ---- */
+
+/* BSON types by MongoDB's canonical sort rank, as $type aliases (docdb-wire.md §3). */
+static const struct {
+    int rank;
+    bson_type_t type;
+    const char *alias;
+} type_ranks[] = {
+    {5, BSON_TYPE_NULL, "null"},
+    {10, BSON_TYPE_DOUBLE, "double"},
+    {10, BSON_TYPE_INT32, "int"},
+    {10, BSON_TYPE_INT64, "long"},
+    {10, BSON_TYPE_DECIMAL128, "decimal"},
+    {15, BSON_TYPE_UTF8, "string"},
+    {15, BSON_TYPE_SYMBOL, "symbol"},
+    {20, BSON_TYPE_DOCUMENT, "object"},
+    {30, BSON_TYPE_BINARY, "binData"},
+    {35, BSON_TYPE_OID, "objectId"},
+    {40, BSON_TYPE_BOOL, "bool"},
+    {45, BSON_TYPE_DATE_TIME, "date"},
+    {47, BSON_TYPE_TIMESTAMP, "timestamp"},
+    {55, BSON_TYPE_DBPOINTER, "dbPointer"},
+    {60, BSON_TYPE_CODE, "javascript"},
+    {65, BSON_TYPE_CODEWSCOPE, "javascriptWithScope"},
+    {127, BSON_TYPE_MAXKEY, "maxKey"},
+};
+
+static int
+rank_of(bson_type_t t)
+{
+    for (size_t i = 0; i < sizeof type_ranks / sizeof type_ranks[0]; i++)
+        if (type_ranks[i].type == t)
+            return type_ranks[i].rank;
+    return t == BSON_TYPE_MINKEY ? -1 : 0;
+}
+
+/* Appends to the array `or` the clauses of "path sorts after v": {path: {$gt: v}} (which
+ * compares within v's type only: type bracketing) and one {path: {$type: T}} per type that
+ * sorts above v's, so that ids of mixed types are never skipped on resume. */
+static void
+append_after(bson_t * or, uint32_t *k, const char *path, const bson_value_t *v)
+{
+    char key[16];
+    bson_t clause, cond;
+    snprintf(key, sizeof key, "%u", (*k)++);
+    bson_append_document_begin(or, key, -1, &clause);
+    bson_append_document_begin(&clause, path, -1, &cond);
+    BSON_APPEND_VALUE(&cond, "$gt", v);
+    bson_append_document_end(&clause, &cond);
+    bson_append_document_end(or, &clause);
+    int r = rank_of(v->value_type);
+    for (size_t i = 0; i < sizeof type_ranks / sizeof type_ranks[0]; i++) {
+        if (type_ranks[i].rank <= r)
+            continue;
+        snprintf(key, sizeof key, "%u", (*k)++);
+        bson_append_document_begin(or, key, -1, &clause);
+        bson_append_document_begin(&clause, path, -1, &cond);
+        BSON_APPEND_UTF8(&cond, "$type", type_ranks[i].alias);
+        bson_append_document_end(&clause, &cond);
+        bson_append_document_end(or, &clause);
+    }
+}
+
+/* The full read: every document after last_id in _id order (and, with start_date, only those
+ * whose cursor field is a date from start_date on, or is not a date at all). */
+static void
+snapshot_filter(const dc_table_state_t *ts, const dc_config_t *cfg, bson_t *filter)
+{
+    bson_t and, part, or ;
+    uint32_t k = 0, n = 0;
+    bson_init(filter);
+    BSON_APPEND_ARRAY_BEGIN(filter, "$and", &and);
+    if (ts->has_last_id) {
+        bson_append_document_begin(&and, "0", 1, &part);
+        BSON_APPEND_ARRAY_BEGIN(&part, "$or", & or);
+        append_after(& or, &k, "_id", &ts->last_id);
+        bson_append_array_end(&part, & or);
+        bson_append_document_end(&and, &part);
+        n++;
+    }
+    if (cfg->start_date_set) {
+        bson_t c1, c2, cond, not ;
+        bson_append_document_begin(&and, n ? "1" : "0", 1, &part);
+        BSON_APPEND_ARRAY_BEGIN(&part, "$or", & or);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &c1);
+        bson_append_document_begin(&c1, cfg->cursor_field, -1, &cond);
+        BSON_APPEND_DATE_TIME(&cond, "$gte", cfg->start_date_ms);
+        bson_append_document_end(&c1, &cond);
+        bson_append_document_end(& or, &c1);
+        BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &c2);
+        bson_append_document_begin(&c2, cfg->cursor_field, -1, &cond);
+        BSON_APPEND_DOCUMENT_BEGIN(&cond, "$not", &not );
+        BSON_APPEND_UTF8(&not, "$type", "date");
+        bson_append_document_end(&cond, &not );
+        bson_append_document_end(&c2, &cond);
+        bson_append_document_end(& or, &c2);
+        bson_append_array_end(&part, & or);
+        bson_append_document_end(&and, &part);
+        n++;
+    }
+    bson_append_array_end(filter, &and);
+    if (n == 0)
+        bson_reinit(filter);
+}
+
+/* Changes: (cursor, _id) after the checkpointed pair, tie-safe:
+ * {$or: [{c: {$gt: v}}, {c: v, _id after id}]}; without an id (the seed's state, a lookback):
+ * {c: {$gte: v}}. Type bracketing keeps non-dates out. */
+static void
+incremental_filter(const dc_table_state_t *ts, int64_t v, bool use_id, const char *field,
+                   bson_t *filter)
+{
+    bson_t cond, or, clause, and, eq, idpart, idor;
+    bson_init(filter);
+    if (!use_id) {
+        bson_append_document_begin(filter, field, -1, &cond);
+        BSON_APPEND_DATE_TIME(&cond, "$gte", v);
+        bson_append_document_end(filter, &cond);
+        return;
+    }
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &clause);
+    bson_append_document_begin(&clause, field, -1, &cond);
+    BSON_APPEND_DATE_TIME(&cond, "$gt", v);
+    bson_append_document_end(&clause, &cond);
+    bson_append_document_end(& or, &clause);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &clause);
+    BSON_APPEND_ARRAY_BEGIN(&clause, "$and", &and);
+    BSON_APPEND_DOCUMENT_BEGIN(&and, "0", &eq);
+    bson_append_date_time(&eq, field, -1, v);
+    bson_append_document_end(&and, &eq);
+    BSON_APPEND_DOCUMENT_BEGIN(&and, "1", &idpart);
+    BSON_APPEND_ARRAY_BEGIN(&idpart, "$or", &idor);
+    uint32_t k = 0;
+    append_after(&idor, &k, "_id", &ts->cursor_id);
+    bson_append_array_end(&idpart, &idor);
+    bson_append_document_end(&and, &idpart);
+    bson_append_array_end(&clause, &and);
+    bson_append_document_end(& or, &clause);
+    bson_append_array_end(filter, & or);
+}
+
+/* ---- one table ---- */
+
+typedef struct {
+    const dc_sync_opts_t *o;
+    dc_state_t *st;
+    dc_table_state_t *ts;
+    dc_table_t *t;
+    dc_table_stats_t *stats;
+    dc_sync_stats_t *total;
+    dc_buf_t buf;
+    dc_value_t *values;
+    size_t values_cap;
+    dc_convert_stats_t cstats;
+    uint64_t since_checkpoint;
+    double started, last_progress;
+} run_t;
+
+static bool
+checkpoint(run_t *r, dc_error_t *err)
+{
+    if (!dc_sink_commit(r->o->sink, err))
+        return false;
+    if (r->o->save_state && !r->o->save_state(r->o->save_ctx, r->st, err))
+        return false;
+    r->total->checkpoints++;
+    r->since_checkpoint = 0;
+    return true;
+}
+
+static void
+progress(run_t *r, bool final)
+{
+    if (!r->o->progress)
+        return;
+    double now = now_s();
+    if (!final && now - r->last_progress < 0.5)
+        return;
+    r->last_progress = now;
+    double dt = now - r->started;
+    fprintf(stderr, "\r  %s: %llu records (%.0f/s)%s", r->t->name,
+            (unsigned long long)r->stats->records, dt > 0 ? (double)r->stats->records / dt : 0.0,
+            final ? "\n" : "   ");
+}
+
+/* Converts and upserts one document. */
+static bool
+process(run_t *r, const bson_t *doc, dc_error_t *err)
+{
+    if (dc_sync_observe(r->t, doc, r->o->naming)) {
+        if (!dc_sink_apply_table(r->o->sink, r->t, err))
+            return false;
+        r->total->schema_changes++;
+    }
+    if (r->values_cap < r->t->ncols) {
+        r->values_cap = r->t->ncols * 2;
+        r->values = realloc(r->values, r->values_cap * sizeof *r->values);
+        if (!r->values)
+            abort();
+    }
+    memset(r->values, 0, r->t->ncols * sizeof *r->values);
+    dc_buf_reset(&r->buf);
+    bson_iter_t it;
+    bool has_id = false;
+    bson_iter_init(&it, doc);
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "_id") == 0) {
+            size_t start = r->buf.len;
+            dc_convert_id(&it, &r->buf, &r->cstats);
+            r->values[0].type = DC_TYPE_STRING;
+            r->values[0].v.s.ptr = (const char *)(uintptr_t)start;
+            r->values[0].v.s.len = r->buf.len - start;
+            has_id = true;
+            continue;
+        }
+        long col = dc_table_find_field(r->t, key);
+        if (col < 0)
+            continue; /* a null in a field that never had a value */
+        dc_convert_value(&it, r->t->cols[col].type, &r->buf, &r->values[col], &r->cstats);
+    }
+    if (!has_id)
+        return dc_error_set(err, DC_ERR_SOURCE, "a document of %s has no _id", r->t->source);
+    dc_convert_finish_row(r->values, r->t->ncols, &r->buf);
+    if (!dc_sink_upsert(r->o->sink, r->t, r->values, err))
+        return false;
+    r->stats->records++;
+    r->total->upserts++;
+    if (++r->since_checkpoint >= (uint64_t)r->o->cfg->checkpoint_interval && !checkpoint(r, err))
+        return false;
+    progress(r, false);
+    return true;
+}
+
+/* Waits before retry number `attempt` (1-based): 0.25 s doubling, at most 30 s. */
+static void
+backoff(int attempt)
+{
+    double s = 0.25 * pow(2.0, attempt - 1);
+    if (s > 30)
+        s = 30;
+    usleep((useconds_t)(s * 1e6));
+}
+
+/* Reads one phase to its end, retrying transient errors from the last document processed. */
+static bool
+read_phase(run_t *r, dc_source_t *src, bool snapshot, dc_error_t *err)
+{
+    const dc_config_t *cfg = r->o->cfg;
+    int attempts = 0;
+    for (;;) {
+        bson_t filter, sort = BSON_INITIALIZER;
+        bool use_id = r->ts->has_cursor_id;
+        int64_t v = r->ts->cursor_ms;
+        if (snapshot) {
+            snapshot_filter(r->ts, cfg, &filter);
+            BSON_APPEND_INT32(&sort, "_id", 1);
+        } else {
+            incremental_filter(r->ts, v, use_id, cfg->cursor_field, &filter);
+            bson_append_int32(&sort, cfg->cursor_field, -1, 1);
+            BSON_APPEND_INT32(&sort, "_id", 1);
+        }
+        dc_reader_t *rd = dc_reader_open(src, r->t->source, &filter, &sort, cfg->batch_size, 0);
+        const bson_t *doc;
+        bool ok = true;
+        while ((doc = dc_reader_next(rd, err)) != NULL) {
+            bson_iter_t id, c;
+            if (!bson_iter_init_find(&id, doc, "_id")) {
+                ok = dc_error_set(err, DC_ERR_SOURCE, "a document of %s has no _id", r->t->source);
+                break;
+            }
+            if (!process(r, doc, err)) {
+                ok = false;
+                break;
+            }
+            /* The position moves only after the row is written. */
+            if (snapshot) {
+                dc_state_set_id(&r->ts->last_id, &r->ts->has_last_id, bson_iter_value(&id));
+            } else if (bson_iter_init_find(&c, doc, cfg->cursor_field) &&
+                       BSON_ITER_HOLDS_DATE_TIME(&c)) {
+                r->ts->has_cursor = true;
+                r->ts->cursor_ms = bson_iter_date_time(&c);
+                dc_state_set_id(&r->ts->cursor_id, &r->ts->has_cursor_id, bson_iter_value(&id));
+            }
+            attempts = 0;
+        }
+        dc_reader_close(rd);
+        bson_destroy(&filter);
+        bson_destroy(&sort);
+        if (ok && err->domain == DC_ERR_NONE)
+            return true;
+        if (!ok && !err->retryable)
+            return false;
+        if (!err->retryable || ++attempts > MAX_RETRIES) {
+            if (err->retryable)
+                dc_error_prefix(err, "giving up after %d retries", MAX_RETRIES);
+            return false;
+        }
+        r->stats->retries++;
+        dc_log(DC_LOG_WARNING, "%s: %s; retrying (%d of %d) from the last document read",
+               r->t->source, err->message, attempts, MAX_RETRIES);
+        backoff(attempts);
+    }
+}
+
+static bool
+sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t *t,
+           dc_table_stats_t *stats, dc_sync_stats_t *total, dc_error_t *err)
+{
+    const dc_config_t *cfg = o->cfg;
+    run_t r = {.o = o, .st = st, .t = t, .stats = stats, .total = total};
+    dc_buf_init(&r.buf);
+    r.started = now_s();
+    r.ts = dc_state_table(st, t->source, true);
+    bool ok = false;
+
+    if (r.ts->cursor_field && strcmp(r.ts->cursor_field, cfg->cursor_field) != 0) {
+        dc_log(DC_LOG_WARNING,
+               "%s: the cursor field changed from '%s' to '%s'; reading the collection again",
+               t->source, r.ts->cursor_field, cfg->cursor_field);
+        dc_state_reset_table(r.ts);
+    }
+    free(r.ts->cursor_field);
+    r.ts->cursor_field = strdup(cfg->cursor_field);
+
+    if (!dc_sink_apply_table(o->sink, t, err))
+        goto done;
+    if (r.ts->phase == DC_PHASE_SNAPSHOT) {
+        if (!r.ts->has_snapshot_cursor) {
+            /* Changes made while the full read runs carry a later cursor value than the
+             * highest one now: the incremental phase starts there (ties included). */
+            bool found = false;
+            int64_t ms = 0;
+            if (!dc_source_max_date(src, t->source, cfg->cursor_field, &found, &ms, err))
+                goto done;
+            r.ts->has_snapshot_cursor = true;
+            r.ts->snapshot_cursor_ms = found ? ms : cfg->start_date_ms;
+        }
+        dc_log(DC_LOG_INFO, "%s: full read into table %s%s", t->source, t->name,
+               r.ts->has_last_id ? " (resuming)" : "");
+        uint64_t before = stats->records;
+        if (!read_phase(&r, src, true, err))
+            goto done;
+        stats->snapshot_records += stats->records - before;
+        r.ts->phase = DC_PHASE_INCREMENTAL;
+        r.ts->has_cursor = true;
+        r.ts->cursor_ms = r.ts->snapshot_cursor_ms;
+        dc_state_set_id(&r.ts->cursor_id, &r.ts->has_cursor_id, NULL);
+        dc_state_set_id(&r.ts->last_id, &r.ts->has_last_id, NULL);
+        r.ts->has_snapshot_cursor = false;
+        if (!checkpoint(&r, err))
+            goto done;
+    }
+    if (cfg->cursor_lookback_seconds > 0) {
+        r.ts->cursor_ms -= (int64_t)cfg->cursor_lookback_seconds * 1000;
+        dc_state_set_id(&r.ts->cursor_id, &r.ts->has_cursor_id, NULL);
+    }
+    if (!read_phase(&r, src, false, err) || !checkpoint(&r, err))
+        goto done;
+
+    /* Documents the incremental reads cannot see. */
+    bson_t filter = BSON_INITIALIZER, cond, not ;
+    bson_append_document_begin(&filter, cfg->cursor_field, -1, &cond);
+    BSON_APPEND_DOCUMENT_BEGIN(&cond, "$not", &not );
+    BSON_APPEND_UTF8(&not, "$type", "date");
+    bson_append_document_end(&cond, &not );
+    bson_append_document_end(&filter, &cond);
+    int64_t n = 0;
+    bool counted = dc_source_count(src, t->source, &filter, &n, err);
+    bson_destroy(&filter);
+    if (!counted)
+        goto done;
+    stats->no_cursor = (uint64_t)n;
+    if (n > 0)
+        dc_log(DC_LOG_WARNING,
+               "%s: %lld documents have no date in '%s': the first full read synced them, but "
+               "later changes to them are not seen",
+               t->source, (long long)n, cfg->cursor_field);
+    stats->invalid_utf8 = r.cstats.invalid_utf8;
+    if (r.cstats.invalid_utf8)
+        dc_log(DC_LOG_WARNING, "%s: %llu bytes of invalid UTF-8 replaced by U+FFFD", t->source,
+               (unsigned long long)r.cstats.invalid_utf8);
+    ok = true;
+done:
+    stats->seconds = now_s() - r.started;
+    progress(&r, true);
+    dc_buf_cleanup(&r.buf);
+    free(r.values);
+    return ok;
+}
+
+bool
+dc_sync_collections(dc_source_t *src, const dc_config_t *cfg, char ***names, size_t *n,
+                    dc_error_t *err)
+{
+    char **all;
+    size_t nall;
+    if (!dc_source_list_collections(src, &all, &nall, err))
+        return false;
+    if (!cfg->collections) {
+        *names = all;
+        *n = nall;
+        return true;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < cfg->ncollections && ok; i++) {
+        bool found = false;
+        for (size_t j = 0; j < nall && !found; j++)
+            found = strcmp(all[j], cfg->collections[i]) == 0;
+        if (!found)
+            ok = dc_error_set(err, DC_ERR_CONFIG,
+                              "collections: '%s' does not exist in database '%s'",
+                              cfg->collections[i], dc_source_database(src));
+    }
+    for (size_t j = 0; j < nall; j++)
+        free(all[j]);
+    free(all);
+    if (!ok)
+        return false;
+    *names = calloc(cfg->ncollections, sizeof **names);
+    for (size_t i = 0; i < cfg->ncollections; i++)
+        (*names)[i] = strdup(cfg->collections[i]);
+    *n = cfg->ncollections;
+    return true;
+}
+
+typedef struct {
+    char **names;
+    size_t n, cap;
+} nameset_t;
+
+static void
+nameset_add(nameset_t *s, const char *name)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->names = realloc(s->names, s->cap * sizeof *s->names);
+        if (!s->names)
+            abort();
+    }
+    s->names[s->n++] = strdup(name);
+}
+
+static bool
+nameset_has(const nameset_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void
+collect_name(const char *source, const char *name, void *ctx)
+{
+    (void)source;
+    nameset_add(ctx, name);
+}
+
+/* The table for a collection: as recorded by an earlier run, or new with a unique name. */
+static bool
+table_for(const dc_sync_opts_t *o, const char *source, nameset_t *used, dc_table_t *t,
+          dc_error_t *err)
+{
+    if (dc_sink_load_table(o->sink, source, t, err))
+        return true;
+    if (err->domain != DC_ERR_NONE)
+        return false;
+    char *name = dc_name(source, true, o->naming);
+    if (nameset_has(used, name)) {
+        size_t len = strlen(name) + 24;
+        char *alt = malloc(len);
+        for (int i = 2;; i++) {
+            snprintf(alt, len, "%s_%d", name, i);
+            if (!nameset_has(used, alt))
+                break;
+        }
+        free(name);
+        name = alt;
+    }
+    nameset_add(used, name);
+    dc_sync_initial_table(t, source, name);
+    free(name);
+    return true;
+}
+
+bool
+dc_sync_run(const dc_sync_opts_t *o, dc_state_t *st, dc_sync_stats_t *stats, dc_error_t *err)
+{
+    double t0 = now_s();
+    char **names = NULL;
+    size_t n = 0;
+    nameset_t used = {0};
+    bool ok = false;
+    memset(stats, 0, sizeof *stats);
+    err->domain = DC_ERR_NONE;
+    dc_source_t *src = dc_source_open(o->cfg, err);
+    if (!src)
+        goto done;
+    dc_log(DC_LOG_INFO, "connected to %s", dc_source_describe(src));
+    if (!dc_sync_collections(src, o->cfg, &names, &n, err) ||
+        !dc_sink_each_table(o->sink, collect_name, &used, err))
+        goto done;
+    dc_log(DC_LOG_INFO, "%zu collection%s in database '%s'", n, n == 1 ? "" : "s",
+           dc_source_database(src));
+    stats->tables = calloc(n ? n : 1, sizeof *stats->tables);
+    ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        dc_table_t t;
+        dc_table_stats_t *ts = &stats->tables[stats->ntables++];
+        ts->source = strdup(names[i]);
+        if (!table_for(o, names[i], &used, &t, err)) {
+            ok = false;
+            break;
+        }
+        ts->table = strdup(t.name);
+        ok = sync_table(o, src, st, &t, ts, stats, err);
+        if (!ok)
+            dc_error_prefix(err, "%s", names[i]);
+        dc_table_cleanup(&t);
+    }
+done:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    for (size_t i = 0; i < used.n; i++)
+        free(used.names[i]);
+    free(used.names);
+    dc_source_close(src);
+    stats->seconds = now_s() - t0;
+    return ok;
+}
+
+void
+dc_sync_stats_cleanup(dc_sync_stats_t *stats)
+{
+    for (size_t i = 0; i < stats->ntables; i++) {
+        free(stats->tables[i].source);
+        free(stats->tables[i].table);
+    }
+    free(stats->tables);
+    memset(stats, 0, sizeof *stats);
+}

@@ -1,0 +1,56 @@
+/* sync.h: the engine both front doors share. For each collection: a first full read in _id
+ * order (resumable), then incremental reads ordered by (cursor field, _id) with a tie-safe
+ * filter; rows go to a sink, and a checkpoint (sink commit, then state save) follows every
+ * checkpoint_interval records and each collection's end. */
+#ifndef DC_SYNC_H
+#define DC_SYNC_H
+
+#include "config/config.h"
+#include "convert/naming.h"
+#include "engine/state.h"
+#include "sink/sink.h"
+#include "source/source.h"
+
+typedef struct {
+    char *source;
+    char *table;
+    uint64_t records;          /* rows upserted */
+    uint64_t snapshot_records; /* of which by the full read */
+    uint64_t no_cursor;        /* documents whose cursor field is missing or not a date */
+    uint64_t invalid_utf8;     /* bytes repaired */
+    uint64_t retries;
+    double seconds;
+} dc_table_stats_t;
+
+typedef struct {
+    dc_table_stats_t *tables;
+    size_t ntables;
+    uint64_t upserts, checkpoints, schema_changes;
+    double seconds;
+} dc_sync_stats_t;
+
+typedef struct {
+    const dc_config_t *cfg;
+    dc_naming_t naming;
+    dc_sink_t *sink;
+    /* Saves the state after the sink committed (a file for `sync`); NULL: nothing to save. */
+    bool (*save_state)(void *ctx, const dc_state_t *st, dc_error_t *err);
+    void *save_ctx;
+    bool progress; /* a progress line per table on the terminal */
+} dc_sync_opts_t;
+
+/* Connects, discovers the collections and syncs them all into o->sink, updating st. */
+bool dc_sync_run(const dc_sync_opts_t *o, dc_state_t *st, dc_sync_stats_t *stats, dc_error_t *err);
+void dc_sync_stats_cleanup(dc_sync_stats_t *stats);
+
+/* The collections a sync reads: the configured list (each must exist) or every collection. */
+bool dc_sync_collections(dc_source_t *src, const dc_config_t *cfg, char ***names, size_t *n,
+                         dc_error_t *err);
+
+/* Schema inference shared with `schema`: the table a collection starts as (the seed's
+ * declared columns for users and orders), and the columns and types a document adds or widens
+ * (true when the table changed). */
+void dc_sync_initial_table(dc_table_t *t, const char *source, const char *name);
+bool dc_sync_observe(dc_table_t *t, const bson_t *doc, dc_naming_t naming);
+
+#endif
