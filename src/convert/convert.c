@@ -134,8 +134,8 @@ shortest_double(double d, char *out)
     return snprintf(out, 32, "%.17g", d);
 }
 
-static void
-json_double(dc_buf_t *buf, double d)
+void
+dc_convert_double_json(dc_buf_t *buf, double d)
 {
     if (isnan(d)) {
         dc_buf_append(buf, "\"NaN\"", 5);
@@ -250,9 +250,8 @@ append_plain_number(dc_buf_t *buf, const char *s)
     }
 }
 
-/* A double as DECIMAL text: its shortest round-trip digits in plain notation. */
-static void
-append_double_decimal(dc_buf_t *buf, double d)
+void
+dc_convert_double_decimal(dc_buf_t *buf, double d)
 {
     if (isnan(d)) {
         dc_buf_append_str(buf, "NaN");
@@ -535,7 +534,7 @@ json_value(const bson_iter_t *it, dc_buf_t *buf, dc_convert_stats_t *st, int dep
     uint32_t len = 0;
     switch (bson_iter_type(it)) {
     case BSON_TYPE_DOUBLE:
-        json_double(buf, bson_iter_double(it));
+        dc_convert_double_json(buf, bson_iter_double(it));
         break;
     case BSON_TYPE_UTF8: {
         const char *s = bson_iter_utf8(it, &len);
@@ -802,7 +801,7 @@ dc_convert_value(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_valu
         else if (bt == BSON_TYPE_INT64)
             append_i64(buf, bson_iter_int64(it));
         else if (bt == BSON_TYPE_DOUBLE)
-            append_double_decimal(buf, bson_iter_double(it));
+            dc_convert_double_decimal(buf, bson_iter_double(it));
         else if (bt == BSON_TYPE_DECIMAL128)
             append_decimal128(buf, it);
         else

@@ -43,6 +43,12 @@ void dc_convert_json(const bson_iter_t *it, dc_buf_t *buf, dc_convert_stats_t *s
  * plain JSON text (so 5 and "5" both give "5": docs/types.md). */
 void dc_convert_id(const bson_iter_t *it, dc_buf_t *buf, dc_convert_stats_t *st);
 
+/* A double as JSON: the shortest text that reads back to it, integral values with ".0", NaN and
+ * infinities as the strings "NaN", "Infinity", "-Infinity". */
+void dc_convert_double_json(dc_buf_t *buf, double d);
+/* A double as DECIMAL text: its shortest round-trip digits in plain notation. */
+void dc_convert_double_decimal(dc_buf_t *buf, double d);
+
 /* Formats milliseconds since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (years 0..9999; outside
  * that range, an extended year with sign as ISO 8601 allows). out needs 32 bytes. */
 void dc_format_datetime(int64_t ms, char *out);

@@ -2,6 +2,7 @@
  * one WITHOUT ROWID table per collection, metadata tables for names and types, type migrations
  * that convert stored values exactly. No BSON, no engine state; no per-row allocation or SQL. */
 #include "sink/sqlite.h"
+#include "convert/convert.h"
 
 #include <errno.h>
 #include <math.h>
@@ -246,49 +247,31 @@ append_conversion(dc_buf_t *b, const char *column, dc_type_t from, dc_type_t to)
 
 /* ---- Custom SQL functions for migrations ------------------------------------------------- */
 
-/* The shortest "%.Ng" text that reads back as d. */
-static int
-shortest_double(double d, char *out, size_t n)
-{
-    for (int prec = 15; prec < 17; prec++) {
-        int len = snprintf(out, n, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            return len;
-    }
-    return snprintf(out, n, "%.17g", d);
-}
-
-/* Numbers as exact text: integers as is, reals as the shortest round-trip text, infinities as
- * Infinity/-Infinity (json: as the JSON strings the converter writes for them). */
+/* Numbers as exact text, the way the converter writes new rows (so migrated and new rows
+ * agree): integers as is, reals as DECIMAL text or JSON (convert.h). */
 static void
 number_text(sqlite3_context *ctx, sqlite3_value *v, bool json)
 {
-    char text[64];
-    int n;
+    sq_t *s = sqlite3_user_data(ctx);
+    dc_buf_reset(&s->fnbuf);
     switch (sqlite3_value_type(v)) {
     case SQLITE_NULL:
         sqlite3_result_null(ctx);
         return;
     case SQLITE_INTEGER:
-        n = snprintf(text, sizeof text, "%lld", (long long)sqlite3_value_int64(v));
+        dc_buf_printf(&s->fnbuf, "%lld", (long long)sqlite3_value_int64(v));
         break;
-    case SQLITE_FLOAT: {
-        double d = sqlite3_value_double(v);
-        if (isnan(d))
-            n = snprintf(text, sizeof text, "%s", json ? "\"NaN\"" : "NaN");
-        else if (isinf(d) && d > 0)
-            n = snprintf(text, sizeof text, "%s", json ? "\"Infinity\"" : "Infinity");
-        else if (isinf(d))
-            n = snprintf(text, sizeof text, "%s", json ? "\"-Infinity\"" : "-Infinity");
+    case SQLITE_FLOAT:
+        if (json)
+            dc_convert_double_json(&s->fnbuf, sqlite3_value_double(v));
         else
-            n = shortest_double(d, text, sizeof text);
+            dc_convert_double_decimal(&s->fnbuf, sqlite3_value_double(v));
         break;
-    }
     default:
         sqlite3_result_value(ctx, v);
         return;
     }
-    sqlite3_result_text(ctx, text, n, SQLITE_TRANSIENT);
+    sqlite3_result_text(ctx, s->fnbuf.data, (int)s->fnbuf.len, SQLITE_TRANSIENT);
 }
 
 static void
