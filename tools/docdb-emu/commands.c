@@ -257,7 +257,7 @@ append_payload(bson_t *reply, const char *s)
 static bool
 cmd_sasl_start(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *mech_name, *payload;
+    const char *mech_name = NULL, *payload = NULL;
     uint32_t plen;
     emu_scram_mech_t mech;
     if (!emu_cmd_string(c, "mechanism", &mech_name, err) || !sasl_payload(c, &payload, &plen, err))
@@ -296,7 +296,7 @@ cmd_sasl_start(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 static bool
 cmd_sasl_continue(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *payload;
+    const char *payload = NULL;
     uint32_t plen;
     bson_iter_t it;
     if (!sasl_payload(c, &payload, &plen, err))
@@ -562,7 +562,7 @@ static bool
 cmd_create(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
     (void)reply;
-    const char *name;
+    const char *name = NULL;
     if (!emu_cmd_string(c, "create", &name, err) || !emu_valid_ns(c->db, name, err))
         return false;
     if (emu_cmd_bool(c, "capped", false) && emu_config.personality == EMU_DOCUMENTDB)
@@ -576,7 +576,7 @@ cmd_create(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 static bool
 cmd_drop(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     if (!emu_cmd_string(c, "drop", &name, err) || !emu_valid_ns(c->db, name, err))
         return false;
     emu_store_wrlock();
@@ -617,7 +617,7 @@ append_index_doc(emu_doc_t ***docs, size_t *n, const bson_t *spec)
 static bool
 cmd_list_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     bson_t cursor_opts;
     bool has_cursor;
     int64_t batch_size = 0;
@@ -653,7 +653,7 @@ cmd_list_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 static bool
 cmd_create_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     bson_iter_t it, specs;
     if (!emu_cmd_string(c, "createIndexes", &name, err) || !emu_valid_ns(c->db, name, err))
         return false;

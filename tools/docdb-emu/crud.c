@@ -85,8 +85,11 @@ id_equality(const bson_t *filter, bson_value_t *id)
     case BSON_TYPE_NULL:
     case BSON_TYPE_UNDEFINED:
     case BSON_TYPE_MINKEY:
-    case BSON_TYPE_MAXKEY: return false;
-    default: *id = *bson_iter_value(&it); return true;
+    case BSON_TYPE_MAXKEY:
+        return false;
+    default:
+        *id = *bson_iter_value(&it);
+        return true;
     }
 }
 
@@ -298,7 +301,7 @@ prepare_doc(const bson_t *doc, emu_error_t *err)
 bool
 emu_cmd_insert(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     char ns[300];
     bson_iter_t items;
     if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "documents", &items, err))
@@ -435,7 +438,7 @@ update_one_statement(emu_coll_t *coll, const bson_t *stmt, uint32_t index, int32
 bool
 emu_cmd_update(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     char ns[300];
     bson_iter_t items;
     if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "updates", &items, err))
@@ -479,7 +482,7 @@ emu_cmd_update(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 bool
 emu_cmd_delete(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     char ns[300];
     bson_iter_t items;
     if (!coll_arg(c, &name, ns, sizeof ns, err) || !array_arg(c, "deletes", &items, err))
@@ -581,7 +584,7 @@ find_args(emu_cmd_t *c, find_args_t *a, const char *filter_field, emu_error_t *e
 bool
 emu_cmd_find(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     char ns[300];
     find_args_t a;
     emu_filter_t *f = NULL;
@@ -624,7 +627,7 @@ bool
 emu_cmd_get_more(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
     bson_iter_t it;
-    const char *coll;
+    const char *coll = NULL;
     int64_t batch_size = 0;
     bool has_bs;
     char ns[300];
@@ -648,7 +651,7 @@ emu_cmd_get_more(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 bool
 emu_cmd_kill_cursors(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     char ns[300];
     bson_iter_t items;
     bson_t killed = BSON_INITIALIZER, missing = BSON_INITIALIZER, empty = BSON_INITIALIZER;
@@ -683,7 +686,7 @@ emu_cmd_kill_cursors(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 bool
 emu_cmd_count(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
-    const char *name;
+    const char *name = NULL;
     char ns[300];
     find_args_t a;
     emu_filter_t *f = NULL;

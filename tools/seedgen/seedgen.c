@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const first_names[] = {"Ada", "Grace", "Alan",  "Edsger", "Barbara",
                                           "Ken", "Linus", "Radia", "Donald", "Frances"};
@@ -166,13 +167,40 @@ fill(mongoc_collection_t *coll, uint64_t n, int batch, uint64_t nusers, bool use
     return ok;
 }
 
+/* Changes n users (every k-th, deterministically): status and updated_at = now. */
+static bool
+touch(mongoc_collection_t *coll, uint64_t n, uint64_t nusers)
+{
+    bson_error_t error;
+    int64_t now = (int64_t)time(NULL) * 1000;
+    uint64_t step = n ? (nusers / n ? nusers / n : 1) : 1;
+    for (uint64_t k = 0; k < n; k++) {
+        bson_oid_t oid;
+        make_oid(&oid, 1, (k * step) % (nusers ? nusers : 1));
+        bson_t *sel = BCON_NEW("_id", BCON_OID(&oid));
+        bson_t *upd = BCON_NEW("$set", "{", "status", BCON_UTF8("active"), "updated_at",
+                               BCON_DATE_TIME(now), "}");
+        bool ok = mongoc_collection_update_one(coll, sel, upd, NULL, NULL, &error);
+        bson_destroy(sel);
+        bson_destroy(upd);
+        if (!ok) {
+            fprintf(stderr, "seedgen: updating users failed: %s\n", error.message);
+            return false;
+        }
+    }
+    printf("seedgen: %llu users changed\n", (unsigned long long)n);
+    return true;
+}
+
 static void
 usage(FILE *out)
 {
     fputs("usage: docdb-seedgen --uri URI [--database NAME] [--users N] [--orders N]\n"
-          "                     [--seed S] [--batch N] [--drop]\n"
+          "                     [--seed S] [--batch N] [--drop] [--touch N]\n"
           "Inserts users and orders shaped like the Fivetran DocumentDB example's into\n"
-          "the database (default 'app'); the same seed gives the same documents.\n",
+          "the database (default 'app'); the same seed gives the same documents.\n"
+          "With --touch N, inserts nothing and instead changes N of the --users users\n"
+          "(status and updated_at = now), as an application would between two syncs.\n",
           out);
 }
 
@@ -192,19 +220,17 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"uri", required_argument, NULL, 'u'},
-        {"database", required_argument, NULL, 'd'},
-        {"users", required_argument, NULL, 'U'},
-        {"orders", required_argument, NULL, 'O'},
-        {"seed", required_argument, NULL, 's'},
-        {"batch", required_argument, NULL, 'b'},
-        {"drop", no_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"uri", required_argument, NULL, 'u'},   {"database", required_argument, NULL, 'd'},
+        {"users", required_argument, NULL, 'U'}, {"orders", required_argument, NULL, 'O'},
+        {"seed", required_argument, NULL, 's'},  {"batch", required_argument, NULL, 'b'},
+        {"drop", no_argument, NULL, 'D'},        {"help", no_argument, NULL, 'h'},
+        {"touch", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
     };
     const char *uri_s = NULL, *db = "app";
     uint64_t nusers = 1000, norders = 1000, seed = 1, batch = 10000;
     bool drop = false;
+    uint64_t ntouch = 0;
+    bool touching = false;
     int ch, li = 0;
     while ((ch = getopt_long(argc, argv, "", opts, &li)) != -1) {
         bool ok = true;
@@ -229,6 +255,10 @@ main(int argc, char **argv)
             break;
         case 'D':
             drop = true;
+            break;
+        case 'T':
+            ok = parse_u64(optarg, &ntouch);
+            touching = true;
             break;
         case 'h':
             usage(stdout);
@@ -269,11 +299,16 @@ main(int argc, char **argv)
         mongoc_collection_drop(users, NULL);
         mongoc_collection_drop(orders, NULL);
     }
+    if (touching) {
+        ok = touch(users, ntouch, nusers);
+        goto done;
+    }
     ok = fill(users, nusers, (int)batch, nusers, true) &&
          fill(orders, norders, (int)batch, nusers, false);
     if (ok)
         printf("seedgen: %llu users and %llu orders in database '%s'\n", (unsigned long long)nusers,
                (unsigned long long)norders, db);
+done:
     mongoc_collection_destroy(users);
     mongoc_collection_destroy(orders);
     mongoc_client_destroy(client);
