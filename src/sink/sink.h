@@ -43,7 +43,9 @@ dc_sink_t *dc_sink_open(const char *spec, dc_error_t *err);
 void dc_sink_close(dc_sink_t *s);
 
 /* The table (and its columns, with their types) recorded for source collection `source` by
- * an earlier run: returns true and fills *t (initialised here), or false when there is none. */
+ * an earlier run: returns true and fills *t (initialised here). Returns false with
+ * err->domain DC_ERR_NONE when there is none, or with err set on an error; *t is then zeroed
+ * (dc_table_cleanup on it is safe). */
 bool dc_sink_load_table(dc_sink_t *s, const char *source, dc_table_t *t, dc_error_t *err);
 /* The destination names already used by tables of other collections (for collision-free
  * naming): calls fn for each recorded (source, name). */
