@@ -9,6 +9,7 @@
 int dc_cmd_sync(int argc, char **argv);
 int dc_cmd_test(int argc, char **argv);
 int dc_cmd_schema(int argc, char **argv);
+int dc_cmd_serve(int argc, char **argv);
 
 /* Loads the configuration file, printing the error and returning false on failure. */
 bool dc_cli_load_config(const char *path, dc_config_t *cfg);

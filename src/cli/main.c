@@ -17,6 +17,7 @@ static const struct {
     {"sync", dc_cmd_sync, "sync the collections into the destination (like `fivetran debug`)"},
     {"test", dc_cmd_test, "check the connection, authentication, collections and indexes"},
     {"schema", dc_cmd_schema, "print the tables, primary keys and column types a sync creates"},
+    {"serve", dc_cmd_serve, "serve Fivetran's SDK v2 SourceConnector gRPC service"},
 };
 
 static void

@@ -811,7 +811,8 @@ dc_convert_value(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_valu
     case DC_TYPE_UTC_DATETIME:
         if (bt == BSON_TYPE_DATE_TIME) {
             char tmp[32];
-            dc_format_datetime(bson_iter_date_time(it), tmp);
+            out->ms = bson_iter_date_time(it);
+            dc_format_datetime(out->ms, tmp);
             dc_buf_append_str(buf, tmp);
             end_buffered(out, target, buf, start);
         }

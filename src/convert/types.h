@@ -42,6 +42,7 @@ dc_type_t dc_type_join(dc_type_t a, dc_type_t b);
  * row buffer, valid until the next conversion. */
 typedef struct {
     dc_type_t type; /* DC_TYPE_NULL for a null or absent value */
+    int64_t ms;     /* UTC_DATETIME: the same instant in milliseconds since the epoch */
     union {
         bool b;
         int64_t i; /* INT, LONG */

@@ -206,3 +206,41 @@ dc_buf_append_base64(dc_buf_t *b, const uint8_t *d, size_t n)
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';
 }
+
+bool
+dc_base64_decode(dc_buf_t *b, const char *s, size_t n)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    bool pad = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else if (c == '=') {
+            pad = true;
+            continue;
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        else
+            return false;
+        if (pad)
+            return false; /* data after padding */
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            dc_buf_append_char(b, (char)((acc >> bits) & 0xff));
+        }
+    }
+    return true;
+}

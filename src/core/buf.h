@@ -28,4 +28,8 @@ size_t dc_buf_append_json_string(dc_buf_t *b, const char *s, size_t n);
 /* Appends base64 (RFC 4648, with padding) of n bytes. */
 void dc_buf_append_base64(dc_buf_t *b, const uint8_t *data, size_t n);
 
+/* Decodes base64 (RFC 4648, padding optional, whitespace ignored) of n chars, appending the
+ * bytes to b; false on any other character. */
+bool dc_base64_decode(dc_buf_t *b, const char *s, size_t n);
+
 #endif

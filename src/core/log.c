@@ -11,6 +11,13 @@
 
 static bool as_json;
 static dc_log_level_t min_level = DC_LOG_INFO;
+static int log_fd = STDERR_FILENO;
+
+void
+dc_log_to_stdout(bool on)
+{
+    log_fd = on ? STDOUT_FILENO : STDERR_FILENO;
+}
 
 void
 dc_log_init(bool json, dc_log_level_t min)
@@ -52,7 +59,7 @@ dc_log(dc_log_level_t level, const char *fmt, ...)
         dc_buf_printf(&b, "%02d:%02d:%02d.%03ld %-8s %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
                       ts.tv_nsec / 1000000, names[level], msg);
     }
-    ssize_t w = write(STDERR_FILENO, b.data, b.len);
+    ssize_t w = write(log_fd, b.data, b.len);
     (void)w;
     dc_buf_cleanup(&b);
 }

@@ -6,6 +6,7 @@
 #include "core/log.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,22 @@ incremental_filter(const dc_table_state_t *ts, int64_t v, bool use_id, const cha
     bson_append_array_end(filter, & or);
 }
 
+/* Logs a warning and tells the front door (a Warning message for `serve`). */
+static void warn(const dc_sync_opts_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+warn(const dc_sync_opts_t *o, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    dc_log(DC_LOG_WARNING, "%s", msg);
+    if (o->warn)
+        o->warn(o->warn_ctx, msg);
+}
+
 /* ---- one table ---- */
 
 typedef struct {
@@ -479,14 +496,14 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
         goto done;
     stats->no_cursor = (uint64_t)n;
     if (n > 0)
-        dc_log(DC_LOG_WARNING,
-               "%s: %lld documents have no date in '%s': the first full read synced them, but "
-               "later changes to them are not seen",
-               t->source, (long long)n, cfg->cursor_field);
+        warn(o,
+             "%s: %lld documents have no date in '%s': the first full read synced them, but "
+             "later changes to them are not seen",
+             t->source, (long long)n, cfg->cursor_field);
     stats->invalid_utf8 = r.cstats.invalid_utf8;
     if (r.cstats.invalid_utf8)
-        dc_log(DC_LOG_WARNING, "%s: %llu bytes of invalid UTF-8 replaced by U+FFFD", t->source,
-               (unsigned long long)r.cstats.invalid_utf8);
+        warn(o, "%s: %llu bytes of invalid UTF-8 replaced by U+FFFD", t->source,
+             (unsigned long long)r.cstats.invalid_utf8);
     ok = true;
 done:
     stats->seconds = now_s() - r.started;
@@ -614,6 +631,8 @@ dc_sync_run(const dc_sync_opts_t *o, dc_state_t *st, dc_sync_stats_t *stats, dc_
     ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         dc_table_t t;
+        if (o->include_table && !o->include_table(o->include_ctx, names[i]))
+            continue; /* deselected: not read at all */
         dc_table_stats_t *ts = &stats->tables[stats->ntables++];
         ts->source = strdup(names[i]);
         if (!table_for(o, names[i], &used, &t, err)) {

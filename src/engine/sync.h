@@ -37,6 +37,12 @@ typedef struct {
     bool (*save_state)(void *ctx, const dc_state_t *st, dc_error_t *err);
     void *save_ctx;
     bool progress; /* a progress line per table on the terminal */
+    /* Which collections to read (NULL: all). */
+    bool (*include_table)(void *ctx, const char *source);
+    void *include_ctx;
+    /* Told of documents skipped or altered, besides the log (NULL: log only). */
+    void (*warn)(void *ctx, const char *message);
+    void *warn_ctx;
 } dc_sync_opts_t;
 
 /* Connects, discovers the collections and syncs them all into o->sink, updating st. */

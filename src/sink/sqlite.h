@@ -1,26 +1,9 @@
-/* sqlite.h: private to src/sink/: the backend function table sink.c dispatches through, and the
- * SQLite backend's opener. Callers outside src/sink/ use sink.h only. */
+/* sqlite.h: private to src/sink/: the SQLite backend's opener. Callers outside src/sink/ use
+ * sink.h only. */
 #ifndef DC_SINK_SQLITE_H
 #define DC_SINK_SQLITE_H
 
-#include "sink/sink.h"
-
-/* What every backend provides (sink.h documents each). A backend's sink object begins with a
- * struct dc_sink so that sink.c can reach it. (Shared by all backends; to move to its own
- * private header when a second backend arrives.) */
-typedef struct {
-    void (*close)(dc_sink_t *s);
-    bool (*load_table)(dc_sink_t *s, const char *source, dc_table_t *t, dc_error_t *err);
-    bool (*each_table)(dc_sink_t *s, void (*fn)(const char *source, const char *name, void *ctx),
-                       void *ctx, dc_error_t *err);
-    bool (*apply_table)(dc_sink_t *s, const dc_table_t *t, dc_error_t *err);
-    bool (*upsert)(dc_sink_t *s, const dc_table_t *t, const dc_value_t *values, dc_error_t *err);
-    bool (*commit)(dc_sink_t *s, dc_error_t *err);
-} dc_sink_ops_t;
-
-struct dc_sink {
-    const dc_sink_ops_t *ops;
-};
+#include "sink/backend.h"
 
 /* Opens (creating it and its parent folders) the SQLite warehouse at path (the spec after
  * "sqlite:"). NULL with err on failure. */
