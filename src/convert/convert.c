@@ -125,6 +125,45 @@ static int
 shortest_double(double d, char *out)
 {
     int n;
+    /* Fast path, exact: a value of at most 6 decimals below 1e15 (prices, scores, most data)
+     * is m / 10^k for the smallest k with an integral m < 10^15; the division is correctly
+     * rounded, so "m with the point k digits in" reads back to d, and it is what %.15g would
+     * print (fixed notation, no trailing zeros). */
+    double a = fabs(d);
+    if (a >= 1e-4 && a < 1e15) {
+        static const double pow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+        for (int k = 0; k <= 6; k++) {
+            double x = a * pow10[k];
+            if (x >= 1e15) /* at most 15 significant digits, as %.15g */
+                break;
+            double m = floor(x + 0.5);
+            if (m / pow10[k] == a && m >= 1) {
+                char digits[24];
+                int len = snprintf(digits, sizeof digits, "%.0f", m);
+                char *o = out;
+                if (d < 0)
+                    *o++ = '-';
+                if (len <= k) { /* 0.00ddd */
+                    *o++ = '0';
+                    *o++ = '.';
+                    for (int z = len; z < k; z++)
+                        *o++ = '0';
+                    memcpy(o, digits, (size_t)len);
+                    o += len;
+                } else {
+                    memcpy(o, digits, (size_t)(len - k));
+                    o += len - k;
+                    if (k) {
+                        *o++ = '.';
+                        memcpy(o, digits + len - k, (size_t)k);
+                        o += k;
+                    }
+                }
+                *o = '\0';
+                return (int)(o - out);
+            }
+        }
+    }
     int p = d != 0 && fabs(d) < DBL_MIN ? 1 : 15;
     for (; p < 17; p++) {
         n = snprintf(out, 32, "%.*g", p, d);

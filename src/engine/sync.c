@@ -76,6 +76,32 @@ dc_sync_initial_table(dc_table_t *t, const char *source, const char *name)
             add_column(t, declared[i].field, declared[i].type, DC_NAMING_SOURCE);
 }
 
+/* The column of top-level field key, adding it or widening its type as the value requires
+ * (*changed set when the table changed). hint: the column this field had in the previous
+ * document (documents of a collection mostly share a field order), or -1. Returns -1 for a
+ * null in a field that never had a value (no column yet). */
+static long
+observe_field(dc_table_t *t, const char *key, bson_type_t type, dc_naming_t naming, long hint,
+              bool *changed)
+{
+    long col = hint >= 0 && (size_t)hint < t->ncols && strcmp(t->cols[hint].field, key) == 0
+                   ? hint
+                   : dc_table_find_field(t, key);
+    dc_type_t nat = dc_convert_natural_type(type);
+    if (col < 0) {
+        if (nat == DC_TYPE_NULL)
+            return -1; /* a column is created by its first non-null value */
+        *changed = true;
+        return (long)add_column(t, key, nat, naming);
+    }
+    dc_type_t joined = dc_type_join(t->cols[col].type, nat);
+    if (joined != t->cols[col].type) {
+        t->cols[col].type = joined;
+        *changed = true;
+    }
+    return col;
+}
+
 bool
 dc_sync_observe(dc_table_t *t, const bson_t *doc, dc_naming_t naming)
 {
@@ -83,25 +109,9 @@ dc_sync_observe(dc_table_t *t, const bson_t *doc, dc_naming_t naming)
     bool changed = false;
     if (!bson_iter_init(&it, doc))
         return false;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-        if (strcmp(key, "_id") == 0)
-            continue;
-        dc_type_t nat = dc_convert_natural_type(bson_iter_type(&it));
-        long col = dc_table_find_field(t, key);
-        if (col < 0) {
-            if (nat == DC_TYPE_NULL)
-                continue; /* a column is created by its first non-null value */
-            add_column(t, key, nat, naming);
-            changed = true;
-        } else {
-            dc_type_t joined = dc_type_join(t->cols[col].type, nat);
-            if (joined != t->cols[col].type) {
-                t->cols[col].type = joined;
-                changed = true;
-            }
-        }
-    }
+    while (bson_iter_next(&it))
+        if (strcmp(bson_iter_key(&it), "_id") != 0)
+            observe_field(t, bson_iter_key(&it), bson_iter_type(&it), naming, -1, &changed);
     return changed;
 }
 
@@ -275,6 +285,8 @@ typedef struct {
     dc_buf_t buf;
     dc_value_t *values;
     size_t values_cap;
+    long *cols; /* the column of each field of the current document, by position */
+    size_t cols_cap;
     dc_convert_stats_t cstats;
     uint64_t since_checkpoint;
     double started, last_progress;
@@ -311,7 +323,31 @@ progress(run_t *r, bool final)
 static bool
 process(run_t *r, const bson_t *doc, dc_error_t *err)
 {
-    if (dc_sync_observe(r->t, doc, r->o->naming)) {
+    bson_iter_t it;
+    bool changed = false, has_id = false;
+    size_t pos = 0;
+    /* Pass 1: each field's column (the previous document's column at the same position is
+     * tried first), new columns and widened types. */
+    bson_iter_init(&it, doc);
+    while (bson_iter_next(&it)) {
+        if (pos == r->cols_cap) {
+            size_t old = r->cols_cap;
+            r->cols_cap = r->cols_cap ? r->cols_cap * 2 : 64;
+            r->cols = realloc(r->cols, r->cols_cap * sizeof *r->cols);
+            if (!r->cols)
+                abort();
+            for (size_t i = old; i < r->cols_cap; i++)
+                r->cols[i] = -1;
+        }
+        const char *key = bson_iter_key(&it);
+        if (key[0] == '_' && strcmp(key, "_id") == 0)
+            r->cols[pos] = 0;
+        else
+            r->cols[pos] =
+                observe_field(r->t, key, bson_iter_type(&it), r->o->naming, r->cols[pos], &changed);
+        pos++;
+    }
+    if (changed) {
         if (!dc_sink_apply_table(r->o->sink, r->t, err))
             return false;
         r->total->schema_changes++;
@@ -324,12 +360,14 @@ process(run_t *r, const bson_t *doc, dc_error_t *err)
     }
     memset(r->values, 0, r->t->ncols * sizeof *r->values);
     dc_buf_reset(&r->buf);
-    bson_iter_t it;
-    bool has_id = false;
+    /* Pass 2: the values, converted to their columns' types. */
+    pos = 0;
     bson_iter_init(&it, doc);
     while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-        if (strcmp(key, "_id") == 0) {
+        long col = r->cols[pos++];
+        if (col < 0)
+            continue; /* a null in a field that never had a value */
+        if (col == 0) {
             size_t start = r->buf.len;
             dc_convert_id(&it, &r->buf, &r->cstats);
             r->values[0].type = DC_TYPE_STRING;
@@ -338,9 +376,6 @@ process(run_t *r, const bson_t *doc, dc_error_t *err)
             has_id = true;
             continue;
         }
-        long col = dc_table_find_field(r->t, key);
-        if (col < 0)
-            continue; /* a null in a field that never had a value */
         dc_convert_value(&it, r->t->cols[col].type, &r->buf, &r->values[col], &r->cstats);
     }
     if (!has_id)
@@ -510,6 +545,7 @@ done:
     progress(&r, true);
     dc_buf_cleanup(&r.buf);
     free(r.values);
+    free(r.cols);
     return ok;
 }
 

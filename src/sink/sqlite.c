@@ -1013,9 +1013,9 @@ dc_sqlite_open(const char *path, dc_error_t *err)
     if (!set_journal_wal(s, err) ||
         !exec(s, "PRAGMA synchronous=FULL", "cannot set synchronous=FULL", err))
         goto fail;
-    /* 64 MiB of page cache instead of 2: upserts in random _id order (change streams, resumed
-     * snapshots) touch pages all over the primary key's B-tree; 1.5x faster on 500k rows. */
-    if (!exec(s, "PRAGMA cache_size=-65536", "cannot set the cache size", err))
+    /* 8 MiB of page cache instead of 2: enough for the B-tree's upper levels under upserts in
+     * _id order, small enough for the connector's 64 MiB memory budget (docs/performance.md). */
+    if (!exec(s, "PRAGMA cache_size=-8192", "cannot set the cache size", err))
         goto fail;
     if (!exec(s,
               "CREATE TABLE IF NOT EXISTS " META_TABLES

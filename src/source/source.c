@@ -15,9 +15,37 @@ struct dc_source {
     char describe[1024];
 };
 
+/* Read-ahead: a thread drains the cursor into batches of raw documents (copied out of
+ * libmongoc's reply buffer) and hands them over through a queue of at most QUEUE_DEPTH
+ * batches, so that the network and the server's work overlap with conversion and writing,
+ * while memory stays bounded. */
+#define QUEUE_DEPTH 4
+#define BATCH_DOCS  1000
+#define BATCH_BYTES (1024 * 1024)
+
+typedef struct {
+    uint8_t *data; /* documents back to back */
+    size_t len, cap;
+    size_t ndocs;
+    bool last;   /* the cursor ended (or failed) after these documents */
+    bool failed; /* ... with this error */
+    dc_error_t err;
+} batch_t;
+
 struct dc_reader {
     mongoc_collection_t *coll;
     mongoc_cursor_t *cursor;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    batch_t *queue[QUEUE_DEPTH];
+    size_t head, count;
+    bool stop;         /* the consumer closed the reader */
+    int batch_size;    /* the server's batch size: chunks end at its batch boundaries */
+    uint64_t produced; /* documents read so far */
+    batch_t *current;
+    size_t offset;
+    bson_t doc; /* a view of the current document */
 };
 
 static void
@@ -250,13 +278,88 @@ dc_source_count(dc_source_t *s, const char *coll_name, const bson_t *filter, int
     return ok;
 }
 
+static void
+batch_free(batch_t *b)
+{
+    if (b) {
+        free(b->data);
+        free(b);
+    }
+}
+
+/* Blocks until the queue has room (or the consumer stopped); false when stopped. */
+static bool
+enqueue(dc_reader_t *r, batch_t *b)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->count == QUEUE_DEPTH && !r->stop)
+        pthread_cond_wait(&r->cv, &r->mu);
+    bool ok = !r->stop;
+    if (ok) {
+        r->queue[(r->head + r->count) % QUEUE_DEPTH] = b;
+        r->count++;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!ok)
+        batch_free(b);
+    return ok;
+}
+
+static void *
+produce(void *arg)
+{
+    dc_reader_t *r = arg;
+    batch_t *b = NULL;
+    const bson_t *doc;
+    for (;;) {
+        if (!b && !(b = calloc(1, sizeof *b)))
+            abort();
+        bool more = mongoc_cursor_next(r->cursor, &doc);
+        if (more) {
+            if (b->len + doc->len > b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 64 * 1024;
+                while (b->cap < b->len + doc->len)
+                    b->cap *= 2;
+                b->data = realloc(b->data, b->cap);
+                if (!b->data)
+                    abort();
+            }
+            memcpy(b->data + b->len, bson_get_data(doc), doc->len);
+            b->len += doc->len;
+            b->ndocs++;
+            r->produced++;
+            /* Hand over at the end of each server batch too: the next document may be a
+             * network round trip away, and the consumer should not wait for it. */
+            bool boundary = r->batch_size > 0 && r->produced % (uint64_t)r->batch_size == 0;
+            if (b->ndocs < BATCH_DOCS && b->len < BATCH_BYTES && !boundary)
+                continue;
+        } else {
+            bson_error_t e;
+            b->last = true;
+            if (mongoc_cursor_error(r->cursor, &e)) {
+                b->failed = true;
+                dc_source_error(&e, "reading failed", &b->err);
+            }
+        }
+        bool last = b->last;
+        if (!enqueue(r, b) || last)
+            break;
+        b = NULL;
+    }
+    return NULL;
+}
+
 dc_reader_t *
 dc_reader_open(dc_source_t *s, const char *coll, const bson_t *filter, const bson_t *sort,
                int batch_size, int64_t limit)
 {
-    dc_reader_t *r = calloc(1, sizeof *r);
+    /* bson_t (inside) wants 128-byte alignment, more than malloc promises. */
+    size_t size = (sizeof(dc_reader_t) + 127) / 128 * 128;
+    dc_reader_t *r = aligned_alloc(128, size);
     if (!r)
         abort();
+    memset(r, 0, size);
     bson_t opts = BSON_INITIALIZER;
     if (sort && !bson_empty(sort))
         BSON_APPEND_DOCUMENT(&opts, "sort", sort);
@@ -266,21 +369,47 @@ dc_reader_open(dc_source_t *s, const char *coll, const bson_t *filter, const bso
         BSON_APPEND_INT64(&opts, "limit", limit);
     r->coll = mongoc_database_get_collection(s->db, coll);
     r->cursor = mongoc_collection_find_with_opts(r->coll, filter, &opts, NULL);
+    r->batch_size = batch_size;
     bson_destroy(&opts);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    /* The client is not thread-safe: while the reader lives, only its thread uses it. */
+    if (pthread_create(&r->thread, NULL, produce, r) != 0)
+        abort();
     return r;
 }
 
 const bson_t *
 dc_reader_next(dc_reader_t *r, dc_error_t *err)
 {
-    const bson_t *doc;
     err->domain = DC_ERR_NONE;
-    if (mongoc_cursor_next(r->cursor, &doc))
-        return doc;
-    bson_error_t e;
-    if (mongoc_cursor_error(r->cursor, &e))
-        dc_source_error(&e, "reading failed", err);
-    return NULL;
+    for (;;) {
+        batch_t *b = r->current;
+        if (b && r->offset < b->len) {
+            uint32_t len;
+            memcpy(&len, b->data + r->offset, 4);
+            len = BSON_UINT32_FROM_LE(len);
+            bson_init_static(&r->doc, b->data + r->offset, len);
+            r->offset += len;
+            return &r->doc;
+        }
+        if (b && b->last) {
+            if (b->failed)
+                *err = b->err;
+            return NULL;
+        }
+        batch_free(b);
+        r->current = NULL;
+        r->offset = 0;
+        pthread_mutex_lock(&r->mu);
+        while (r->count == 0)
+            pthread_cond_wait(&r->cv, &r->mu);
+        r->current = r->queue[r->head];
+        r->head = (r->head + 1) % QUEUE_DEPTH;
+        r->count--;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
 }
 
 void
@@ -288,7 +417,20 @@ dc_reader_close(dc_reader_t *r)
 {
     if (!r)
         return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    while (r->count > 0) {
+        batch_free(r->queue[r->head]);
+        r->head = (r->head + 1) % QUEUE_DEPTH;
+        r->count--;
+    }
+    batch_free(r->current);
     mongoc_cursor_destroy(r->cursor);
     mongoc_collection_destroy(r->coll);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }

@@ -191,7 +191,13 @@ docvec_sort(docvec_t *dv, const emu_sort_t *s)
     }
     sortctx_t ctx = {s, keys, nk};
     sort_ctx = &ctx;
-    qsort(items, dv->n, sizeof *items, sort_cmp);
+    /* Documents inserted in key order (ObjectIds grow with time) are often sorted already: a
+     * linear check saves the sort. */
+    size_t sorted = 1;
+    while (sorted < dv->n && sort_cmp(&items[sorted - 1], &items[sorted]) < 0)
+        sorted++;
+    if (sorted < dv->n)
+        qsort(items, dv->n, sizeof *items, sort_cmp);
     sort_ctx = NULL;
     for (size_t i = 0; i < dv->n; i++)
         dv->v[i] = items[i].doc;
