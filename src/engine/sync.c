@@ -514,7 +514,7 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
         r.ts->cursor_ms -= (int64_t)cfg->cursor_lookback_seconds * 1000;
         dc_state_set_id(&r.ts->cursor_id, &r.ts->has_cursor_id, NULL);
     }
-    if (!read_phase(&r, src, false, err) || !checkpoint(&r, err))
+    if (!read_phase(&r, src, false, err))
         goto done;
 
     /* Documents the incremental reads cannot see. */
@@ -539,6 +539,9 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
     if (r.cstats.invalid_utf8)
         warn(o, "%s: %llu bytes of invalid UTF-8 replaced by U+FFFD", t->source,
              (unsigned long long)r.cstats.invalid_utf8);
+    /* The table's last checkpoint comes after its warnings: a stream ends on a checkpoint. */
+    if (!checkpoint(&r, err))
+        goto done;
     ok = true;
 done:
     stats->seconds = now_s() - r.started;

@@ -110,8 +110,15 @@ label_of(const char *name)
 static int
 rpc_configuration_form(dc_call_t *c, char *message, size_t size)
 {
-    (void)message, (void)size;
-    size_t n;
+    size_t n, len;
+    const uint8_t *data = dc_call_request(c, &len);
+    FivetranSdk__V2__ConfigurationFormRequest *req =
+        fivetran_sdk__v2__configuration_form_request__unpack(NULL, len, data);
+    if (!req) {
+        snprintf(message, size, "ConfigurationFormRequest is not a valid message");
+        return DC_GRPC_INVALID_ARGUMENT;
+    }
+    fivetran_sdk__v2__configuration_form_request__free_unpacked(req, NULL);
     const dc_config_key_t *keys = dc_config_keys(&n);
     FivetranSdk__V2__ConfigurationFormResponse resp =
         FIVETRAN_SDK__V2__CONFIGURATION_FORM_RESPONSE__INIT;
