@@ -3,7 +3,7 @@
 # Fills a release-built docdb-emu with example-shaped data and measures, in one run and on the
 # same data: (a) the source limit (libmongoc draining), (b) the destination limit (SQLite
 # writes of pre-converted rows), (c) `docdb-connector sync`, (d) `serve` streaming an Update to
-# a client that only counts, (e) the seed's algorithm in Python, (f) an incremental sync after
+# a C client that only counts, (e) the seed's algorithm in Python, (f) an incremental sync after
 # 1% of the documents changed. Prints a table and the target ratios; writes bench/results/.
 # Not part of the test suite (docs/performance.md).
 set -euo pipefail
@@ -58,7 +58,7 @@ measure c_sync build/src/docdb-connector sync --config "$work/c/configuration.js
 serve=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/serve.out" && break; sleep 0.1; done
 sport=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.out")
-measure d_serve /usr/bin/python3 bench/serve_count.py "$sport" "$work/c/configuration.json"
+measure d_serve build/bench/docdb-serve-count "$sport" "$work/c/configuration.json"
 pkill -TERM -P "$serve" # the server under /usr/bin/time, which then reports
 wait "$serve" || true
 serve=

@@ -39,11 +39,16 @@ decl(dc_type_t t)
     switch (t) {
     case DC_TYPE_BOOLEAN:
     case DC_TYPE_INT:
-    case DC_TYPE_LONG: return "INTEGER";
-    case DC_TYPE_DOUBLE: return "REAL";
-    case DC_TYPE_BINARY: return "BLOB";
-    case DC_TYPE_NULL: return "";
-    default: return "TEXT";
+    case DC_TYPE_LONG:
+        return "INTEGER";
+    case DC_TYPE_DOUBLE:
+        return "REAL";
+    case DC_TYPE_BINARY:
+        return "BLOB";
+    case DC_TYPE_NULL:
+        return "";
+    default:
+        return "TEXT";
     }
 }
 
@@ -70,8 +75,8 @@ main(int argc, char **argv)
         const char *name = argv[ci];
         mongoc_collection_t *coll = mongoc_client_get_collection(client, argv[2], name);
         bson_t filter = BSON_INITIALIZER;
-        bson_t *opts = BCON_NEW("batchSize", BCON_INT32(50000), "sort", "{", "_id", BCON_INT32(1),
-                                "}");
+        bson_t *opts =
+            BCON_NEW("batchSize", BCON_INT32(50000), "sort", "{", "_id", BCON_INT32(1), "}");
         /* Pass 1: the table's columns and types, as the connector would infer them. */
         dc_table_t t;
         dc_sync_initial_table(&t, name, name);
@@ -137,11 +142,19 @@ main(int argc, char **argv)
             for (size_t c = 0; c < t.ncols; c++) {
                 int k = (int)c + 1;
                 switch (v[c].type) {
-                case DC_TYPE_NULL: sqlite3_bind_null(ins, k); break;
-                case DC_TYPE_BOOLEAN: sqlite3_bind_int(ins, k, v[c].v.b); break;
+                case DC_TYPE_NULL:
+                    sqlite3_bind_null(ins, k);
+                    break;
+                case DC_TYPE_BOOLEAN:
+                    sqlite3_bind_int(ins, k, v[c].v.b);
+                    break;
                 case DC_TYPE_INT:
-                case DC_TYPE_LONG: sqlite3_bind_int64(ins, k, v[c].v.i); break;
-                case DC_TYPE_DOUBLE: sqlite3_bind_double(ins, k, v[c].v.d); break;
+                case DC_TYPE_LONG:
+                    sqlite3_bind_int64(ins, k, v[c].v.i);
+                    break;
+                case DC_TYPE_DOUBLE:
+                    sqlite3_bind_double(ins, k, v[c].v.d);
+                    break;
                 case DC_TYPE_BINARY:
                     sqlite3_bind_blob(ins, k, v[c].v.s.ptr, (int)v[c].v.s.len, SQLITE_STATIC);
                     break;
@@ -149,8 +162,7 @@ main(int argc, char **argv)
                     sqlite3_bind_text(ins, k, v[c].v.s.ptr, (int)v[c].v.s.len, SQLITE_STATIC);
                 }
             }
-            sqlite3_bind_text(ins, (int)t.ncols + 1, "2026-01-01T00:00:00.000Z", 24,
-                              SQLITE_STATIC);
+            sqlite3_bind_text(ins, (int)t.ncols + 1, "2026-01-01T00:00:00.000Z", 24, SQLITE_STATIC);
             sqlite3_bind_int(ins, (int)t.ncols + 2, 0);
             if (sqlite3_step(ins) != SQLITE_DONE)
                 die(db, "insert");
