@@ -44,9 +44,14 @@ main(int argc, char **argv)
         return 2;
     }
     bson_error_t jerr;
-    bson_t *cfg = bson_new_from_json_file(argv[2], &jerr);
+    char text[1 << 16];
+    FILE *cf = fopen(argv[2], "rb");
+    size_t tlen = cf ? fread(text, 1, sizeof text, cf) : 0;
+    if (cf)
+        fclose(cf);
+    bson_t *cfg = bson_new_from_json((const uint8_t *)text, (ssize_t)tlen, &jerr);
     if (!cfg) {
-        fprintf(stderr, "serve-count: %s: %s\n", argv[2], jerr.message);
+        fprintf(stderr, "serve-count: %s: not a JSON configuration\n", argv[2]);
         return 2;
     }
     /* The request: the configuration as Fivetran's string map, the CA file uploaded. */
