@@ -34,7 +34,7 @@ typedef struct {
 static bool
 save_state_file(void *ctx, const dc_state_t *st, dc_error_t *err)
 {
-    return dc_state_save(((state_file_t *)ctx)->path, st, err);
+    return dc_state_save(((state_file_t *)ctx)->path, st, false, err);
 }
 
 static void
@@ -170,6 +170,9 @@ dc_cmd_sync(int argc, char **argv)
                         .save_ctx = &sf,
                         .progress = !json && isatty(STDERR_FILENO)};
     bool ok = dc_sync_run(&o, &st, &stats, &err);
+    /* The last state, durable with its folder. */
+    if (ok)
+        ok = dc_state_save(state_path, &st, true, &err);
     if (!ok)
         dc_cli_error("sync", &err);
     summary(&stats, ok, &err);

@@ -139,7 +139,15 @@ shortest_double(double d, char *out)
             double m = floor(x + 0.5);
             if (m / pow10[k] == a && m >= 1) {
                 char digits[24];
-                int len = snprintf(digits, sizeof digits, "%.0f", m);
+                int len = 0;
+                uint64_t u = (uint64_t)m;
+                char rev[24];
+                do {
+                    rev[len++] = (char)('0' + u % 10);
+                    u /= 10;
+                } while (u);
+                for (int q = 0; q < len; q++)
+                    digits[q] = rev[len - 1 - q];
                 char *o = out;
                 if (d < 0)
                     *o++ = '-';

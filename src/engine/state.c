@@ -286,7 +286,7 @@ mkdirs(char *dir)
 }
 
 bool
-dc_state_save(const char *path, const dc_state_t *st, dc_error_t *err)
+dc_state_save(const char *path, const dc_state_t *st, bool sync_dir, dc_error_t *err)
 {
     char tmp[4096], dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
@@ -317,7 +317,7 @@ dc_state_save(const char *path, const dc_state_t *st, dc_error_t *err)
             ok = false;
         if (ok) {
             step = "fsync";
-            ok = fsync(fd) == 0;
+            ok = fdatasync(fd) == 0;
         }
         if (close(fd) != 0 && ok) {
             step = "close";
@@ -329,15 +329,16 @@ dc_state_save(const char *path, const dc_state_t *st, dc_error_t *err)
         step = "rename";
         ok = rename(tmp, path) == 0;
     }
-    if (ok) {
+    if (ok && sync_dir) {
         /* The rename is durable only once the folder is. */
         int dfd = open(dirbuf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             fsync(dfd);
             close(dfd);
         }
-        return true;
     }
+    if (ok)
+        return true;
     int e = errno;
     unlink(tmp);
     return dc_error_set(err, DC_ERR_IO, "cannot save state '%s' (%s): %s", path, step, strerror(e));

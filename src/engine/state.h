@@ -46,8 +46,12 @@ bool dc_state_parse(const char *json, size_t len, const char *origin, dc_state_t
                     dc_error_t *err);
 /* The JSON text of the state (free with bson_free). */
 char *dc_state_to_json(const dc_state_t *st);
-/* Replaces the file at path atomically and durably (folders created). */
-bool dc_state_save(const char *path, const dc_state_t *st, dc_error_t *err);
+/* Replaces the file at path atomically (folders created): the new content is written to
+ * path.tmp and flushed to disk before the rename, so the file is always a whole state. With
+ * sync_dir, the folder is flushed too, making the rename itself durable; without it, a power
+ * loss may bring back the previous state, which is safe (it is never ahead of the warehouse)
+ * and saves one flush per checkpoint. */
+bool dc_state_save(const char *path, const dc_state_t *st, bool sync_dir, dc_error_t *err);
 
 /* The entry for a collection, or NULL; with create, a new snapshot-phase entry. */
 dc_table_state_t *dc_state_table(dc_state_t *st, const char *source, bool create);
