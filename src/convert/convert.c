@@ -54,34 +54,6 @@ append_oid_hex(dc_buf_t *buf, const bson_oid_t *oid)
     dc_buf_append(buf, s, sizeof s);
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), or 0 when the bytes there are not one. The same rule as dc_buf_append_json_string,
- * so raw and JSON renderings of a string repair the same bytes. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
-            return 0;
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 /* Appends n bytes of text as is (no quotes, no escaping), each invalid UTF-8 byte replaced by
  * U+FFFD. */
 static void
@@ -94,7 +66,7 @@ append_utf8(dc_buf_t *buf, const char *str, size_t n, dc_convert_stats_t *st)
             i++;
             continue;
         }
-        size_t k = utf8_seq(s + i, n - i);
+        size_t k = dc_utf8_seq(s + i, n - i);
         if (k) {
             i += k;
             continue;

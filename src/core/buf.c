@@ -87,10 +87,8 @@ dc_buf_printf(dc_buf_t *b, const char *fmt, ...)
     va_end(ap2);
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), or 0 when the bytes there are not one. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
+size_t
+dc_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     if (c < 0x80)
@@ -134,7 +132,7 @@ dc_buf_append_json_string(dc_buf_t *b, const char *str, size_t n)
         }
         unsigned char c = s[i];
         if (c >= 0x80) {
-            size_t k = utf8_seq(s + i, n - i);
+            size_t k = dc_utf8_seq(s + i, n - i);
             if (k) {
                 dc_buf_append(b, s + i, k);
                 i += k;

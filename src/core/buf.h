@@ -20,6 +20,10 @@ void dc_buf_append_str(dc_buf_t *b, const char *s);
 void dc_buf_append_char(dc_buf_t *b, char c);
 void dc_buf_printf(dc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes available; RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF), or 0 when the bytes there are not one. */
+size_t dc_utf8_seq(const unsigned char *s, size_t n);
+
 /* Appends s (n bytes) as a quoted JSON string: escapes quotes, backslashes and control
  * characters, keeps valid UTF-8 as is and replaces each invalid byte with U+FFFD. Returns the
  * number of invalid bytes replaced. */

@@ -23,7 +23,6 @@ bool emu_cmd_doc(const emu_cmd_t *c, const char *field, bson_t *out, bool *prese
 bool emu_cmd_int64(const emu_cmd_t *c, const char *field, int64_t *out, bool *present,
                    emu_error_t *err);
 bool emu_cmd_bool(const emu_cmd_t *c, const char *field, bool dflt);
-const char *emu_type_name(bson_type_t t);
 /* Checks a database name and, when coll is not NULL, a collection name (code 73). */
 bool emu_valid_ns(const char *db, const char *coll, emu_error_t *err);
 

@@ -40,6 +40,9 @@ typedef struct {
 bool emu_error_set(emu_error_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* mongod's name of a BSON type ("double", "objectId", ...), as its messages use it. */
+const char *emu_type_name(bson_type_t t);
+
 /* The codeName mongod gives a code, or "" for codes it does not name the same way. */
 const char *emu_code_name(int code);
 

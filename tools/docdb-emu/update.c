@@ -109,58 +109,6 @@ sb_putn(sbuf_t *sb, const char *s, size_t n)
     sb->buf[sb->len] = '\0';
 }
 
-/* mongod's typeName() for a BSON type. */
-static const char *
-type_name(bson_type_t t)
-{
-    switch (t) {
-    case BSON_TYPE_DOUBLE:
-        return "double";
-    case BSON_TYPE_UTF8:
-        return "string";
-    case BSON_TYPE_DOCUMENT:
-        return "object";
-    case BSON_TYPE_ARRAY:
-        return "array";
-    case BSON_TYPE_BINARY:
-        return "binData";
-    case BSON_TYPE_UNDEFINED:
-        return "undefined";
-    case BSON_TYPE_OID:
-        return "objectId";
-    case BSON_TYPE_BOOL:
-        return "bool";
-    case BSON_TYPE_DATE_TIME:
-        return "date";
-    case BSON_TYPE_NULL:
-        return "null";
-    case BSON_TYPE_REGEX:
-        return "regex";
-    case BSON_TYPE_DBPOINTER:
-        return "dbPointer";
-    case BSON_TYPE_CODE:
-        return "javascript";
-    case BSON_TYPE_SYMBOL:
-        return "symbol";
-    case BSON_TYPE_CODEWSCOPE:
-        return "javascriptWithScope";
-    case BSON_TYPE_INT32:
-        return "int";
-    case BSON_TYPE_TIMESTAMP:
-        return "timestamp";
-    case BSON_TYPE_INT64:
-        return "long";
-    case BSON_TYPE_DECIMAL128:
-        return "decimal";
-    case BSON_TYPE_MINKEY:
-        return "minKey";
-    case BSON_TYPE_MAXKEY:
-        return "maxKey";
-    default:
-        return "missing";
-    }
-}
-
 static void
 fmt_double(sbuf_t *sb, double d)
 {
@@ -317,7 +265,7 @@ fmt_value(sbuf_t *sb, const bson_iter_t *it, int depth)
         sb_printf(sb, "MaxKey");
         break;
     default:
-        sb_printf(sb, "%s", type_name(bson_iter_type(it)));
+        sb_printf(sb, "%s", emu_type_name(bson_iter_type(it)));
         break;
     }
 }
@@ -1070,7 +1018,7 @@ emu_update_validate(const bson_t *update, emu_error_t *err)
             return emu_error_set(err, EMU_FAILED_TO_PARSE,
                                  "Modifiers operate on fields but we found type %s instead. For "
                                  "example: {$mod: {<field>: ...}} not {%s}",
-                                 type_name(bson_iter_type(&top)), text);
+                                 emu_type_name(bson_iter_type(&top)), text);
         }
         if (!bson_iter_recurse(&top, &field))
             return emu_error_set(err, EMU_BAD_VALUE, "The update document is not valid BSON");
@@ -1397,7 +1345,7 @@ apply_leaf(apply_ctx_t *ctx, const entry_t *e, const bson_iter_t *cur, bool in_a
             return emu_error_set(ctx->err, EMU_TYPE_MISMATCH,
                                  "Cannot apply $inc to a value of non-numeric type. {%s} has the "
                                  "field '%s' of non-numeric type %s",
-                                 idbuf, key, type_name(bson_iter_type(cur)));
+                                 idbuf, key, emu_type_name(bson_iter_type(cur)));
         }
         if (!inc_value(ctx, cur, &e->value, &sum, &same))
             return false;
@@ -2083,7 +2031,7 @@ emu_update_upsert_doc(const bson_t *filter, const bson_t *update, bson_t *out, e
         if (find_id(out, &id) && (BSON_ITER_HOLDS_ARRAY(&id) || BSON_ITER_HOLDS_REGEX(&id) ||
                                   BSON_ITER_HOLDS_UNDEFINED(&id)))
             ok = emu_error_set(err, UPD_INVALID_ID_FIELD, "The '_id' value cannot be of type %s",
-                               type_name(bson_iter_type(&id)));
+                               emu_type_name(bson_iter_type(&id)));
         else if (out->len > UPD_MAX_BSON)
             ok = emu_error_set(err, UPD_UPSERT_TOO_LARGE, "Document to upsert is larger than %d",
                                UPD_MAX_BSON);
