@@ -6,6 +6,7 @@
 #include "core/log.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,11 +283,6 @@ typedef struct {
     dc_table_t *t;
     dc_table_stats_t *stats;
     dc_sync_stats_t *total;
-    dc_buf_t buf;
-    dc_value_t *values;
-    size_t values_cap;
-    long *cols; /* the column of each field of the current document, by position */
-    size_t cols_cap;
     dc_convert_stats_t cstats;
     uint64_t since_checkpoint;
     double started, last_progress;
@@ -319,78 +315,6 @@ progress(run_t *r, bool final)
             final ? "\n" : "   ");
 }
 
-/* Converts and upserts one document. */
-static bool
-process(run_t *r, const bson_t *doc, dc_error_t *err)
-{
-    bson_iter_t it;
-    bool changed = false, has_id = false;
-    size_t pos = 0;
-    /* Pass 1: each field's column (the previous document's column at the same position is
-     * tried first), new columns and widened types. */
-    bson_iter_init(&it, doc);
-    while (bson_iter_next(&it)) {
-        if (pos == r->cols_cap) {
-            size_t old = r->cols_cap;
-            r->cols_cap = r->cols_cap ? r->cols_cap * 2 : 64;
-            r->cols = realloc(r->cols, r->cols_cap * sizeof *r->cols);
-            if (!r->cols)
-                abort();
-            for (size_t i = old; i < r->cols_cap; i++)
-                r->cols[i] = -1;
-        }
-        const char *key = bson_iter_key(&it);
-        if (key[0] == '_' && strcmp(key, "_id") == 0)
-            r->cols[pos] = 0;
-        else
-            r->cols[pos] =
-                observe_field(r->t, key, bson_iter_type(&it), r->o->naming, r->cols[pos], &changed);
-        pos++;
-    }
-    if (changed) {
-        if (!dc_sink_apply_table(r->o->sink, r->t, err))
-            return false;
-        r->total->schema_changes++;
-    }
-    if (r->values_cap < r->t->ncols) {
-        r->values_cap = r->t->ncols * 2;
-        r->values = realloc(r->values, r->values_cap * sizeof *r->values);
-        if (!r->values)
-            abort();
-    }
-    memset(r->values, 0, r->t->ncols * sizeof *r->values);
-    dc_buf_reset(&r->buf);
-    /* Pass 2: the values, converted to their columns' types. */
-    pos = 0;
-    bson_iter_init(&it, doc);
-    while (bson_iter_next(&it)) {
-        long col = r->cols[pos++];
-        if (col < 0)
-            continue; /* a null in a field that never had a value */
-        if (col == 0) {
-            size_t start = r->buf.len;
-            dc_convert_id(&it, &r->buf, &r->cstats);
-            r->values[0].type = DC_TYPE_STRING;
-            r->values[0].v.s.ptr = (const char *)(uintptr_t)start;
-            r->values[0].v.s.len = r->buf.len - start;
-            has_id = true;
-            continue;
-        }
-        dc_convert_value(&it, r->t->cols[col].type, &r->buf, &r->values[col], &r->cstats);
-    }
-    if (!has_id)
-        return dc_error_set(err, DC_ERR_SOURCE, "a document of %s has no _id", r->t->source);
-    dc_convert_finish_row(r->values, r->t->ncols, &r->buf);
-    if (!dc_sink_upsert(r->o->sink, r->t, r->values, err))
-        return false;
-    r->stats->records++;
-    r->total->upserts++;
-    if (++r->since_checkpoint >= (uint64_t)r->o->cfg->checkpoint_interval && !checkpoint(r, err))
-        return false;
-    progress(r, false);
-    return true;
-}
-
 /* Waits before retry number `attempt` (1-based): 0.25 s doubling, at most 30 s. */
 static void
 backoff(int attempt)
@@ -401,7 +325,325 @@ backoff(int attempt)
     usleep((useconds_t)(s * 1e6));
 }
 
-/* Reads one phase to its end, retrying transient errors from the last document processed. */
+/* ---- conversion on its own thread ----
+ *
+ * A converter thread takes documents from the read-ahead reader, infers the table's columns
+ * (on its own copy of the table) and converts each document into a row; the main thread only
+ * writes rows and checkpoints. They meet in a bounded queue of batches, in document order:
+ * a schema event (a copy of the converter's table after a change) comes before the first row
+ * that needs it, and each row carries its position (_id, cursor value) so that the state only
+ * moves past rows that were written. */
+
+#define PIPE_DEPTH 4
+#define PIPE_ROWS  500
+#define PIPE_BYTES (1024 * 1024)
+
+typedef struct {
+    bool schema;          /* a schema event rather than a row */
+    dc_table_t *table;    /* schema: the converter's table after the change (owned) */
+    size_t vstart, ncols; /* row: its values in the batch's value array */
+    size_t id_off;        /* row: a BSON document {"": _id} at this offset of the buffer */
+    bool has_cursor;
+    int64_t cursor_ms;
+} entry_t;
+
+typedef struct {
+    entry_t *e;
+    size_t n, cap;
+    dc_value_t *v;
+    size_t nv, capv;
+    dc_buf_t buf;
+    bool end;       /* the last batch of the read */
+    dc_error_t err; /* end: why, when the read failed */
+} cbatch_t;
+
+typedef struct {
+    /* set up by the main thread */
+    dc_reader_t *reader;
+    dc_table_t table; /* the converter's copy */
+    dc_naming_t naming;
+    const char *cursor_field;
+    /* the converter's own */
+    long *cols;
+    size_t cols_cap;
+    dc_convert_stats_t cstats;
+    /* the queue */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cbatch_t *queue[PIPE_DEPTH];
+    size_t head, count;
+    bool stop;
+    /* the consumer's position */
+    cbatch_t *current;
+    size_t next;
+} pipe_t;
+
+static void
+table_copy(dc_table_t *dst, const dc_table_t *src)
+{
+    dc_table_init(dst, src->source, src->name);
+    for (size_t i = 0; i < src->ncols; i++)
+        dc_table_add_column(dst, src->cols[i].field, src->cols[i].name, src->cols[i].type);
+}
+
+static void
+cbatch_free(cbatch_t *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->e[i].schema) {
+            dc_table_cleanup(b->e[i].table);
+            free(b->e[i].table);
+        }
+    free(b->e);
+    free(b->v);
+    dc_buf_cleanup(&b->buf);
+    free(b);
+}
+
+static entry_t *
+cbatch_entry(cbatch_t *b)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 256;
+        b->e = realloc(b->e, b->cap * sizeof *b->e);
+        if (!b->e)
+            abort();
+    }
+    entry_t *e = &b->e[b->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+static bool
+pipe_push(pipe_t *p, cbatch_t *b)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->count == PIPE_DEPTH && !p->stop)
+        pthread_cond_wait(&p->cv, &p->mu);
+    bool ok = !p->stop;
+    if (ok) {
+        p->queue[(p->head + p->count) % PIPE_DEPTH] = b;
+        p->count++;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!ok)
+        cbatch_free(b);
+    return ok;
+}
+
+/* Converts one document into a row of b (and a schema event before it when the table
+ * changed). False when the document has no _id. */
+static bool
+convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
+{
+    bson_iter_t it;
+    bool changed = false, has_id = false;
+    size_t pos = 0;
+    bson_iter_init(&it, doc);
+    while (bson_iter_next(&it)) {
+        if (pos == p->cols_cap) {
+            size_t old = p->cols_cap;
+            p->cols_cap = p->cols_cap ? p->cols_cap * 2 : 64;
+            p->cols = realloc(p->cols, p->cols_cap * sizeof *p->cols);
+            if (!p->cols)
+                abort();
+            for (size_t i = old; i < p->cols_cap; i++)
+                p->cols[i] = -1;
+        }
+        const char *key = bson_iter_key(&it);
+        if (key[0] == '_' && strcmp(key, "_id") == 0) {
+            p->cols[pos] = 0;
+            has_id = true;
+        } else {
+            p->cols[pos] = observe_field(&p->table, key, bson_iter_type(&it), p->naming,
+                                         p->cols[pos], &changed);
+        }
+        pos++;
+    }
+    if (!has_id)
+        return false;
+    if (changed) {
+        entry_t *e = cbatch_entry(b);
+        e->schema = true;
+        e->table = malloc(sizeof *e->table);
+        if (!e->table)
+            abort();
+        table_copy(e->table, &p->table);
+    }
+    size_t ncols = p->table.ncols;
+    if (b->nv + ncols > b->capv) {
+        b->capv = (b->nv + ncols) * 2;
+        b->v = realloc(b->v, b->capv * sizeof *b->v);
+        if (!b->v)
+            abort();
+    }
+    entry_t *e = cbatch_entry(b);
+    e->vstart = b->nv;
+    e->ncols = ncols;
+    dc_value_t *values = b->v + b->nv;
+    b->nv += ncols;
+    memset(values, 0, ncols * sizeof *values);
+    pos = 0;
+    bson_iter_init(&it, doc);
+    while (bson_iter_next(&it)) {
+        long col = p->cols[pos++];
+        if (col < 0)
+            continue; /* a null in a field that never had a value */
+        if (col == 0) {
+            size_t start = b->buf.len;
+            dc_convert_id(&it, &b->buf, &p->cstats);
+            values[0].type = DC_TYPE_STRING;
+            values[0].v.s.ptr = (const char *)(uintptr_t)start;
+            values[0].v.s.len = b->buf.len - start;
+            /* The raw _id for the state, as a small document. */
+            bson_t idoc = BSON_INITIALIZER;
+            bson_append_iter(&idoc, "", 0, &it);
+            e->id_off = b->buf.len;
+            dc_buf_append(&b->buf, bson_get_data(&idoc), idoc.len);
+            bson_destroy(&idoc);
+            continue;
+        }
+        if (p->cursor_field && strcmp(bson_iter_key(&it), p->cursor_field) == 0 &&
+            BSON_ITER_HOLDS_DATE_TIME(&it)) {
+            e->has_cursor = true;
+            e->cursor_ms = bson_iter_date_time(&it);
+        }
+        dc_convert_value(&it, p->table.cols[col].type, &b->buf, &values[col], &p->cstats);
+    }
+    return true;
+}
+
+static void *
+convert_thread(void *arg)
+{
+    pipe_t *p = arg;
+    cbatch_t *b = NULL;
+    for (;;) {
+        if (!b && !(b = calloc(1, sizeof *b)))
+            abort();
+        const bson_t *doc = dc_reader_next(p->reader, &b->err);
+        if (doc && !convert_doc(p, b, doc)) {
+            dc_error_set(&b->err, DC_ERR_SOURCE, "a document of %s has no _id", p->table.source);
+            doc = NULL;
+        }
+        if (!doc)
+            b->end = true;
+        else if (b->n < PIPE_ROWS && b->buf.len < PIPE_BYTES && dc_reader_ready(p->reader))
+            continue; /* more is at hand: keep filling; else hand over what there is */
+        bool end = b->end;
+        if (!pipe_push(p, b) || end)
+            break;
+        b = NULL;
+    }
+    return NULL;
+}
+
+static pipe_t *
+pipe_open(dc_reader_t *reader, const dc_table_t *t, dc_naming_t naming, const char *cursor_field)
+{
+    pipe_t *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    p->reader = reader;
+    table_copy(&p->table, t);
+    p->naming = naming;
+    p->cursor_field = cursor_field;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (pthread_create(&p->thread, NULL, convert_thread, p) != 0)
+        abort();
+    return p;
+}
+
+/* The next entry, or NULL at the end (err->domain NONE) or on an error. Row values are
+ * pointers into the batch, valid until the next call. */
+static const entry_t *
+pipe_next(pipe_t *p, dc_value_t **values, bson_value_t *id, dc_error_t *err)
+{
+    err->domain = DC_ERR_NONE;
+    for (;;) {
+        cbatch_t *b = p->current;
+        if (b && p->next < b->n) {
+            entry_t *e = &b->e[p->next++];
+            if (!e->schema) {
+                *values = b->v + e->vstart;
+                dc_convert_finish_row(*values, e->ncols, &b->buf);
+                bson_t idoc;
+                bson_iter_t it;
+                uint32_t len;
+                memcpy(&len, b->buf.data + e->id_off, 4);
+                if (bson_init_static(&idoc, (const uint8_t *)b->buf.data + e->id_off,
+                                     BSON_UINT32_FROM_LE(len)) &&
+                    bson_iter_init(&it, &idoc) && bson_iter_next(&it))
+                    *id = *bson_iter_value(&it);
+            }
+            return e;
+        }
+        if (b && b->end) {
+            *err = b->err;
+            return NULL;
+        }
+        cbatch_free(b);
+        p->current = NULL;
+        p->next = 0;
+        pthread_mutex_lock(&p->mu);
+        while (p->count == 0)
+            pthread_cond_wait(&p->cv, &p->mu);
+        p->current = p->queue[p->head];
+        p->head = (p->head + 1) % PIPE_DEPTH;
+        p->count--;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Stops the converter (and the reader), adding its counters to st. */
+static void
+pipe_close(pipe_t *p, dc_convert_stats_t *st)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    /* The converter may wait for the reader; closing the reader from here would race, so the
+     * converter finishes its current document and sees stop at its next push. */
+    pthread_join(p->thread, NULL);
+    while (p->count > 0) {
+        cbatch_free(p->queue[p->head]);
+        p->head = (p->head + 1) % PIPE_DEPTH;
+        p->count--;
+    }
+    cbatch_free(p->current);
+    st->invalid_utf8 += p->cstats.invalid_utf8;
+    dc_table_cleanup(&p->table);
+    free(p->cols);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* Writes one converted row (the converter's schema events have been applied). */
+static bool
+write_row(run_t *r, dc_value_t *values, size_t ncols, dc_error_t *err)
+{
+    if (ncols != r->t->ncols)
+        return dc_error_set(err, DC_ERR_INTERNAL, "%s: a row has %zu columns, the table %zu",
+                            r->t->source, ncols, r->t->ncols);
+    if (!dc_sink_upsert(r->o->sink, r->t, values, err))
+        return false;
+    r->stats->records++;
+    r->total->upserts++;
+    if (++r->since_checkpoint >= (uint64_t)r->o->cfg->checkpoint_interval && !checkpoint(r, err))
+        return false;
+    progress(r, false);
+    return true;
+}
+
+/* Reads one phase to its end, retrying transient errors from the last document written. */
 static bool
 read_phase(run_t *r, dc_source_t *src, bool snapshot, dc_error_t *err)
 {
@@ -420,29 +662,42 @@ read_phase(run_t *r, dc_source_t *src, bool snapshot, dc_error_t *err)
             BSON_APPEND_INT32(&sort, "_id", 1);
         }
         dc_reader_t *rd = dc_reader_open(src, r->t->source, &filter, &sort, cfg->batch_size, 0);
-        const bson_t *doc;
+        pipe_t *pipe = pipe_open(rd, r->t, r->o->naming, snapshot ? NULL : cfg->cursor_field);
+        const entry_t *e;
+        dc_value_t *values = NULL;
+        bson_value_t id;
         bool ok = true;
-        while ((doc = dc_reader_next(rd, err)) != NULL) {
-            bson_iter_t id, c;
-            if (!bson_iter_init_find(&id, doc, "_id")) {
-                ok = dc_error_set(err, DC_ERR_SOURCE, "a document of %s has no _id", r->t->source);
-                break;
+        while ((e = pipe_next(pipe, &values, &id, err)) != NULL) {
+            if (e->schema) {
+                /* The sink sees the new table while the old one still exists (rows it holds
+                 * may point at the old names), then the old one goes. */
+                dc_table_t fresh;
+                table_copy(&fresh, e->table);
+                if (!dc_sink_apply_table(r->o->sink, &fresh, err)) {
+                    dc_table_cleanup(&fresh);
+                    ok = false;
+                    break;
+                }
+                dc_table_cleanup(r->t);
+                *r->t = fresh;
+                r->total->schema_changes++;
+                continue;
             }
-            if (!process(r, doc, err)) {
+            if (!write_row(r, values, e->ncols, err)) {
                 ok = false;
                 break;
             }
             /* The position moves only after the row is written. */
             if (snapshot) {
-                dc_state_set_id(&r->ts->last_id, &r->ts->has_last_id, bson_iter_value(&id));
-            } else if (bson_iter_init_find(&c, doc, cfg->cursor_field) &&
-                       BSON_ITER_HOLDS_DATE_TIME(&c)) {
+                dc_state_set_id(&r->ts->last_id, &r->ts->has_last_id, &id);
+            } else if (e->has_cursor) {
                 r->ts->has_cursor = true;
-                r->ts->cursor_ms = bson_iter_date_time(&c);
-                dc_state_set_id(&r->ts->cursor_id, &r->ts->has_cursor_id, bson_iter_value(&id));
+                r->ts->cursor_ms = e->cursor_ms;
+                dc_state_set_id(&r->ts->cursor_id, &r->ts->has_cursor_id, &id);
             }
             attempts = 0;
         }
+        pipe_close(pipe, &r->cstats);
         dc_reader_close(rd);
         bson_destroy(&filter);
         bson_destroy(&sort);
@@ -468,7 +723,6 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
 {
     const dc_config_t *cfg = o->cfg;
     run_t r = {.o = o, .st = st, .t = t, .stats = stats, .total = total};
-    dc_buf_init(&r.buf);
     r.started = now_s();
     r.ts = dc_state_table(st, t->source, true);
     bool ok = false;
@@ -546,9 +800,6 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
 done:
     stats->seconds = now_s() - r.started;
     progress(&r, true);
-    dc_buf_cleanup(&r.buf);
-    free(r.values);
-    free(r.cols);
     return ok;
 }
 

@@ -510,11 +510,11 @@ rs_each_table(dc_sink_t *sink, void (*fn)(const char *, const char *, void *), v
 static bool
 rs_apply_table(dc_sink_t *sink, const dc_table_t *t, dc_error_t *err)
 {
-    (void)err;
+    (void)t;
     record_sink_t *s = (record_sink_t *)sink;
     s->cols_for = NULL; /* recompute the selected columns */
-    (void)t;
-    return true;
+    /* Pending records point at the current table's names, which the engine frees next. */
+    return flush(s, err);
 }
 
 static void

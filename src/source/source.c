@@ -412,6 +412,17 @@ dc_reader_next(dc_reader_t *r, dc_error_t *err)
     }
 }
 
+bool
+dc_reader_ready(dc_reader_t *r)
+{
+    if (r->current && (r->offset < r->current->len || r->current->last))
+        return true;
+    pthread_mutex_lock(&r->mu);
+    bool ready = r->count > 0;
+    pthread_mutex_unlock(&r->mu);
+    return ready;
+}
+
 void
 dc_reader_close(dc_reader_t *r)
 {

@@ -39,6 +39,9 @@ dc_reader_t *dc_reader_open(dc_source_t *s, const char *coll, const bson_t *filt
  * an error (err filled, err->retryable set for transient ones). */
 const bson_t *dc_reader_next(dc_reader_t *r, dc_error_t *err);
 void dc_reader_close(dc_reader_t *r);
+/* Whether dc_reader_next would return at once (a document or the end is at hand) rather than
+ * wait for the server. */
+bool dc_reader_ready(dc_reader_t *r);
 
 /* Classifies a libmongoc error into err ("<what>: <reason>"); never includes credentials. */
 void dc_source_error(const bson_error_t *e, const char *what, dc_error_t *err);
