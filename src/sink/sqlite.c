@@ -35,6 +35,9 @@ typedef struct {
     size_t ncols;
     char **cols; /* the column names and types the statement was prepared for */
     dc_type_t *types;
+    /* The table object last found to match (cleared by every apply): upserts of the same
+     * table object skip comparing every column name again. */
+    const dc_table_t *checked;
 } cached_t;
 
 typedef struct {
@@ -400,6 +403,7 @@ static void
 uncache(cached_t *c)
 {
     sqlite3_finalize(c->upsert);
+    c->checked = NULL;
     c->upsert = NULL;
     for (size_t i = 0; i < c->ncols; i++)
         free(c->cols[i]);
@@ -759,6 +763,9 @@ sq_apply_table(dc_sink_t *base, const dc_table_t *t, dc_error_t *err)
     dc_table_t rec;
     bool ok;
 
+    /* The table may have changed in place since the last upsert: compare again next time. */
+    for (size_t i = 0; i < s->ncache; i++)
+        s->cache[i].checked = NULL;
     if (t->ncols == 0 || t->cols[0].type != DC_TYPE_STRING)
         return dc_error_set(err, DC_ERR_INTERNAL,
                             "sqlite '%s': table '%s' does not start with a STRING _id column",
@@ -815,8 +822,11 @@ sq_upsert(dc_sink_t *base, const dc_table_t *t, const dc_value_t *values, dc_err
     if (!ensure_txn(s, err))
         return false;
     cached_t *c = cache_entry(s, t->name);
-    if (!same_columns(c, t) && !prepare_upsert(s, c, t, err))
-        return false;
+    if (c->checked != t || c->ncols != t->ncols || !c->upsert) {
+        if (!same_columns(c, t) && !prepare_upsert(s, c, t, err))
+            return false;
+        c->checked = t;
+    }
 
     sqlite3_stmt *st = c->upsert;
     int rc = SQLITE_OK;
