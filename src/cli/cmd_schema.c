@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SAMPLE 1000
-
 static void
 usage(FILE *out)
 {
@@ -77,21 +75,10 @@ dc_cmd_schema(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         dc_table_t t;
         char *name = dc_name(names[i], true, naming);
-        dc_sync_initial_table(&t, names[i], name);
+        bool inferred = dc_sync_infer_table(src, names[i], name, naming, &t, &err);
         free(name);
-        bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER;
-        BSON_APPEND_INT32(&sort, "_id", 1);
-        dc_reader_t *r = dc_reader_open(src, names[i], &filter, &sort, SAMPLE, SAMPLE);
-        const bson_t *doc;
-        while ((doc = dc_reader_next(r, &err)) != NULL)
-            dc_sync_observe(&t, doc, naming);
-        dc_reader_close(r);
-        bson_destroy(&filter);
-        bson_destroy(&sort);
-        if (err.domain != DC_ERR_NONE) {
-            dc_table_cleanup(&t);
+        if (!inferred)
             goto failed;
-        }
         dc_buf_append_str(&out, i ? ",\n  {\"table\": " : "\n  {\"table\": ");
         dc_buf_append_json_string(&out, t.name, strlen(t.name));
         dc_buf_append_str(&out, ", \"source\": ");

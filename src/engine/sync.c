@@ -116,6 +116,27 @@ dc_sync_observe(dc_table_t *t, const bson_t *doc, dc_naming_t naming)
     return changed;
 }
 
+bool
+dc_sync_infer_table(dc_source_t *src, const char *source, const char *name, dc_naming_t naming,
+                    dc_table_t *t, dc_error_t *err)
+{
+    bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&sort, "_id", 1);
+    dc_sync_initial_table(t, source, name);
+    dc_reader_t *r =
+        dc_reader_open(src, source, &filter, &sort, DC_SCHEMA_SAMPLE, DC_SCHEMA_SAMPLE);
+    const bson_t *doc;
+    while ((doc = dc_reader_next(r, err)) != NULL)
+        dc_sync_observe(t, doc, naming);
+    dc_reader_close(r);
+    bson_destroy(&filter);
+    bson_destroy(&sort);
+    if (err->domain == DC_ERR_NONE)
+        return true;
+    dc_table_cleanup(t);
+    return false;
+}
+
 /* ---- filters ---- */
 
 /* BSON types by MongoDB's canonical sort rank, as $type aliases (docdb-wire.md §3). */

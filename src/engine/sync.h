@@ -59,4 +59,13 @@ bool dc_sync_collections(dc_source_t *src, const dc_config_t *cfg, char ***names
 void dc_sync_initial_table(dc_table_t *t, const char *source, const char *name);
 bool dc_sync_observe(dc_table_t *t, const bson_t *doc, dc_naming_t naming);
 
+/* Documents `schema` and serve's Schema sample per collection. */
+#define DC_SCHEMA_SAMPLE 1000
+
+/* The table a sync would create for collection source under `name`: the declared columns plus
+ * those of its first DC_SCHEMA_SAMPLE documents in _id order (*t initialised here; cleaned up
+ * on failure). */
+bool dc_sync_infer_table(dc_source_t *src, const char *source, const char *name, dc_naming_t naming,
+                         dc_table_t *t, dc_error_t *err);
+
 #endif

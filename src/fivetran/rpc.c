@@ -19,7 +19,6 @@
 
 #define BATCH_RECORDS 100          /* Fivetran's limit per Records message */
 #define BATCH_BYTES   (100 * 1024) /* and about this many bytes, as the partner examples do */
-#define SAMPLE        1000
 
 /* ---- configuration from the request's map ---- */
 
@@ -281,18 +280,8 @@ rpc_schema(dc_call_t *c, char *message, size_t size)
     if (ok) {
         tables = calloc(n ? n : 1, sizeof *tables);
         for (size_t i = 0; ok && i < n; i++) {
-            dc_sync_initial_table(&tables[i], names[i], names[i]);
-            ntables++;
-            bson_t filter = BSON_INITIALIZER, sort = BSON_INITIALIZER;
-            BSON_APPEND_INT32(&sort, "_id", 1);
-            dc_reader_t *r = dc_reader_open(src, names[i], &filter, &sort, SAMPLE, SAMPLE);
-            const bson_t *doc;
-            while ((doc = dc_reader_next(r, &err)) != NULL)
-                dc_sync_observe(&tables[i], doc, DC_NAMING_SOURCE);
-            ok = err.domain == DC_ERR_NONE;
-            dc_reader_close(r);
-            bson_destroy(&filter);
-            bson_destroy(&sort);
+            ok = dc_sync_infer_table(src, names[i], names[i], DC_NAMING_SOURCE, &tables[i], &err);
+            ntables += ok;
         }
     }
     if (ok) {
