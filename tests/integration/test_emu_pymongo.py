@@ -182,6 +182,19 @@ class TestEmuPymongo(unittest.TestCase):
             with self.assertRaises(OperationFailure) as ctx:
                 list(coll.aggregate([{"$bogus": {}}]))
             self.assertEqual(ctx.exception.code, 40324)
+            # $group: what count_documents sends, and a small report.
+            self.assertEqual(coll.count_documents({"g": 3}), len([i for i in range(1000)
+                                                                  if i % 7 == 3]))
+            self.assertEqual(coll.count_documents({"g": 99}), 0)
+            report = {d["_id"]: d for d in coll.aggregate([
+                {"$match": {"i": {"$lt": 20}}},
+                {"$group": {"_id": "$g", "n": {"$sum": 1}, "total": {"$sum": "$i"},
+                            "lo": {"$min": "$i"}, "hi": {"$max": "$i"},
+                            "first": {"$first": "$s"}}}])}
+            self.assertEqual(report[0], {"_id": 0, "n": 3, "total": 21, "lo": 0, "hi": 14,
+                                         "first": "doc-0"})
+            self.assertEqual(report[6], {"_id": 6, "n": 2, "total": 19, "lo": 6, "hi": 13,
+                                         "first": "doc-6"})
 
     def test_catalog_commands(self):
         with self.client() as c:

@@ -746,6 +746,231 @@ stage_doc(bson_iter_t *it, const char *stage, bson_t *out, emu_error_t *err)
     return true;
 }
 
+/* ---- $group: _id from a constant or a "$field" path; $sum, $avg, $min, $max, $first,
+ * $last and $count accumulators (what drivers' count helpers and simple reports use) ---- */
+
+typedef enum { ACC_SUM, ACC_AVG, ACC_MIN, ACC_MAX, ACC_FIRST, ACC_LAST, ACC_COUNT } acc_op_t;
+
+typedef struct {
+    const char *name; /* output field */
+    acc_op_t op;
+    bson_value_t arg; /* a constant, or a "$path" string */
+} acc_spec_t;
+
+/* One accumulator's running state in one group. */
+typedef struct {
+    double sum; /* $sum/$avg as a double, used when a double was seen or int64 overflowed */
+    int64_t isum;
+    bool is_double, overflow;
+    int64_t nums;     /* numbers seen, for $avg */
+    bson_value_t val; /* $min/$max/$first/$last (owned when has) */
+    bool has;
+} acc_state_t;
+
+typedef struct {
+    bson_value_t key; /* owned copy */
+    int64_t n;        /* documents in the group */
+    acc_state_t *acc; /* one per accumulator */
+} group_t;
+
+/* The value of expression e for doc: a "$path" reads the field (missing: EOD), anything else
+ * is itself. */
+static void
+eval_expr(const bson_value_t *e, const bson_t *doc, bson_value_t *out)
+{
+    bson_iter_t it, f;
+    if (e->value_type == BSON_TYPE_UTF8 && e->value.v_utf8.len > 1 &&
+        e->value.v_utf8.str[0] == '$') {
+        out->value_type = BSON_TYPE_EOD;
+        if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, e->value.v_utf8.str + 1, &f))
+            *out = *bson_iter_value(&f);
+        return;
+    }
+    *out = *e;
+}
+
+static bool
+parse_group(const bson_t *spec, bson_value_t *id_expr, acc_spec_t **accs, size_t *nacc,
+            emu_error_t *err)
+{
+    bson_iter_t it, op;
+    bool has_id = false;
+    *nacc = 0;
+    *accs = calloc(bson_count_keys(spec) + 1, sizeof **accs);
+    bson_iter_init(&it, spec);
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (strcmp(k, "_id") == 0) {
+            if (BSON_ITER_HOLDS_DOCUMENT(&it))
+                return emu_error_set(err, EMU_BAD_VALUE,
+                                     "docdb-emu's $group takes a constant or a \"$field\" _id");
+            *id_expr = *bson_iter_value(&it);
+            has_id = true;
+            continue;
+        }
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &op) || !bson_iter_next(&op))
+            return emu_error_set(err, 40234, "The field '%s' must be an accumulator object", k);
+        static const struct {
+            const char *name;
+            acc_op_t op;
+        } ops[] = {{"$sum", ACC_SUM},    {"$avg", ACC_AVG},     {"$min", ACC_MIN},
+                   {"$max", ACC_MAX},    {"$first", ACC_FIRST}, {"$last", ACC_LAST},
+                   {"$count", ACC_COUNT}};
+        acc_spec_t *a = &(*accs)[(*nacc)++];
+        a->name = k;
+        size_t i;
+        for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            if (strcmp(bson_iter_key(&op), ops[i].name) == 0)
+                break;
+        if (i == sizeof ops / sizeof ops[0])
+            return emu_error_set(err, 15952, "unknown group operator '%s'", bson_iter_key(&op));
+        a->op = ops[i].op;
+        a->arg = *bson_iter_value(&op);
+    }
+    if (!has_id)
+        return emu_error_set(err, 15955, "a group specification must include an _id");
+    return true;
+}
+
+static void
+accumulate(group_t *g, const acc_spec_t *accs, size_t nacc, const bson_t *doc)
+{
+    g->n++;
+    for (size_t i = 0; i < nacc; i++) {
+        acc_state_t *a = &g->acc[i];
+        bson_value_t v;
+        eval_expr(&accs[i].arg, doc, &v);
+        switch (accs[i].op) {
+        case ACC_COUNT:
+            break;
+        case ACC_SUM:
+        case ACC_AVG:
+            if (v.value_type == BSON_TYPE_INT32 || v.value_type == BSON_TYPE_INT64) {
+                int64_t x = v.value_type == BSON_TYPE_INT32 ? v.value.v_int32 : v.value.v_int64;
+                if (__builtin_add_overflow(a->isum, x, &a->isum))
+                    a->overflow = true;
+                a->sum += (double)x;
+                a->nums++;
+            } else if (v.value_type == BSON_TYPE_DOUBLE) {
+                a->is_double = true;
+                a->sum += v.value.v_double;
+                a->nums++;
+            }
+            break;
+        case ACC_FIRST:
+        case ACC_LAST:
+        case ACC_MIN:
+        case ACC_MAX: {
+            bool take;
+            if (accs[i].op == ACC_FIRST)
+                take = !a->has;
+            else if (accs[i].op == ACC_LAST)
+                take = true;
+            else if (v.value_type == BSON_TYPE_EOD)
+                take = false; /* $min/$max ignore missing fields */
+            else
+                take = !a->has || (accs[i].op == ACC_MIN ? emu_value_compare(&v, &a->val) < 0
+                                                         : emu_value_compare(&v, &a->val) > 0);
+            if (!take)
+                break;
+            if (a->has)
+                bson_value_destroy(&a->val);
+            if (v.value_type == BSON_TYPE_EOD)
+                v.value_type = BSON_TYPE_NULL;
+            bson_value_copy(&v, &a->val);
+            a->has = true;
+            break;
+        }
+        }
+    }
+}
+
+static bool
+run_group(bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
+{
+    bson_t spec;
+    bson_value_t id_expr;
+    acc_spec_t *accs = NULL;
+    size_t nacc = 0, ngroups = 0, cap = 0;
+    group_t *groups = NULL;
+    if (!BSON_ITER_HOLDS_DOCUMENT(arg))
+        return emu_error_set(err, 15947, "a group's fields must be specified in an object");
+    doc_view_of(arg, &spec);
+    if (!parse_group(&spec, &id_expr, &accs, &nacc, err)) {
+        free(accs);
+        return false;
+    }
+    for (size_t d = 0; d < dv->n; d++) {
+        bson_t view;
+        bson_value_t key;
+        emu_doc_view(dv->v[d], &view);
+        eval_expr(&id_expr, &view, &key);
+        if (key.value_type == BSON_TYPE_EOD)
+            key.value_type = BSON_TYPE_NULL;
+        size_t g = 0;
+        while (g < ngroups && emu_value_compare(&groups[g].key, &key) != 0)
+            g++;
+        if (g == ngroups) {
+            if (ngroups == cap) {
+                cap = cap ? cap * 2 : 16;
+                groups = realloc(groups, cap * sizeof *groups);
+                if (!groups)
+                    abort();
+            }
+            memset(&groups[g], 0, sizeof groups[g]);
+            bson_value_copy(&key, &groups[g].key);
+            groups[g].acc = calloc(nacc + 1, sizeof *groups[g].acc);
+            if (!groups[g].acc)
+                abort();
+            ngroups++;
+        }
+        accumulate(&groups[g], accs, nacc, &view);
+    }
+    docvec_release(dv, 0, dv->n);
+    dv->n = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        bson_t out = BSON_INITIALIZER;
+        BSON_APPEND_VALUE(&out, "_id", &groups[g].key);
+        for (size_t i = 0; i < nacc; i++) {
+            const acc_state_t *a = &groups[g].acc[i];
+            switch (accs[i].op) {
+            case ACC_COUNT:
+                bson_append_int32(&out, accs[i].name, -1, (int32_t)groups[g].n);
+                break;
+            case ACC_SUM:
+                if (a->is_double || a->overflow)
+                    bson_append_double(&out, accs[i].name, -1, a->sum);
+                else if (a->isum >= INT32_MIN && a->isum <= INT32_MAX)
+                    bson_append_int32(&out, accs[i].name, -1, (int32_t)a->isum);
+                else
+                    bson_append_int64(&out, accs[i].name, -1, a->isum);
+                break;
+            case ACC_AVG:
+                if (a->nums)
+                    bson_append_double(&out, accs[i].name, -1, a->sum / (double)a->nums);
+                else
+                    bson_append_null(&out, accs[i].name, -1);
+                break;
+            default:
+                if (a->has)
+                    bson_append_value(&out, accs[i].name, -1, &a->val);
+                else
+                    bson_append_null(&out, accs[i].name, -1);
+            }
+        }
+        docvec_push(dv, emu_doc_new(bson_get_data(&out), out.len));
+        bson_destroy(&out);
+        bson_value_destroy(&groups[g].key);
+        for (size_t i = 0; i < nacc; i++)
+            if (groups[g].acc[i].has)
+                bson_value_destroy(&groups[g].acc[i].val);
+        free(groups[g].acc);
+    }
+    free(groups);
+    free(accs);
+    return true;
+}
+
 /* Runs one stage over dv in place. */
 static bool
 run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
@@ -823,6 +1048,8 @@ run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
             docvec_push(dv, emu_doc_new(bson_get_data(&out), out.len));
             bson_destroy(&out);
         }
+    } else if (strcmp(stage, "$group") == 0) {
+        return run_group(arg, dv, err);
     } else if (strcmp(stage, "$sample") == 0) {
         bson_iter_t sz;
         if (!stage_doc(arg, stage, &spec, err))
