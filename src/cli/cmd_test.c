@@ -57,18 +57,8 @@ dc_cmd_test(int argc, char **argv)
     dc_source_t *src = dc_source_open(&cfg, &err);
     if (!src || !dc_sync_collections(src, &cfg, &names, &n, &err))
         goto failed;
-    for (size_t i = 0; i < n; i++) {
-        bool has = false;
-        if (!dc_source_has_index_on(src, names[i], cfg.cursor_field, &has, &err))
-            goto failed;
-        if (!has) {
-            unindexed++;
-            dc_log(DC_LOG_WARNING,
-                   "%s has no index on '%s': incremental syncs will scan the whole collection "
-                   "(create one with createIndex({%s: 1, _id: 1}))",
-                   names[i], cfg.cursor_field, cfg.cursor_field);
-        }
-    }
+    if (!dc_sync_check_indexes(src, &cfg, names, n, &unindexed, &err))
+        goto failed;
     printf("docdb-connector test: OK: %s, database '%s', %zu collection%s", dc_source_describe(src),
            dc_source_database(src), n, n == 1 ? "" : "s");
     if (unindexed)

@@ -859,6 +859,26 @@ dc_sync_collections(dc_source_t *src, const dc_config_t *cfg, char ***names, siz
     return true;
 }
 
+bool
+dc_sync_check_indexes(dc_source_t *src, const dc_config_t *cfg, char **names, size_t n,
+                      size_t *unindexed, dc_error_t *err)
+{
+    *unindexed = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool has = false;
+        if (!dc_source_has_index_on(src, names[i], cfg->cursor_field, &has, err))
+            return false;
+        if (!has) {
+            (*unindexed)++;
+            dc_log(DC_LOG_WARNING,
+                   "%s has no index on '%s': incremental syncs will scan the whole collection "
+                   "(create one with createIndex({%s: 1, _id: 1}))",
+                   names[i], cfg->cursor_field, cfg->cursor_field);
+        }
+    }
+    return true;
+}
+
 typedef struct {
     char **names;
     size_t n, cap;

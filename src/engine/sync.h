@@ -53,6 +53,11 @@ void dc_sync_stats_cleanup(dc_sync_stats_t *stats);
 bool dc_sync_collections(dc_source_t *src, const dc_config_t *cfg, char ***names, size_t *n,
                          dc_error_t *err);
 
+/* Logs a WARNING for each of the n collections without an index that starts with the cursor
+ * field (incremental reads then scan the collection); *unindexed counts them. */
+bool dc_sync_check_indexes(dc_source_t *src, const dc_config_t *cfg, char **names, size_t n,
+                           size_t *unindexed, dc_error_t *err);
+
 /* Schema inference shared with `schema`: the table a collection starts as (the seed's
  * declared columns for users and orders), and the columns and types a document adds or widens
  * (true when the table changed). */

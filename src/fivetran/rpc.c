@@ -205,15 +205,9 @@ rpc_test(dc_call_t *c, char *message, size_t size)
     bool ok = config_from_map(req->n_configuration, keys, values, &rc, &err) &&
               (src = dc_source_open(&rc.cfg, &err)) != NULL;
     if (ok && !connect) {
-        ok = dc_sync_collections(src, &rc.cfg, &names, &n, &err);
-        for (size_t i = 0; ok && i < n; i++) {
-            bool has = false;
-            ok = dc_source_has_index_on(src, names[i], rc.cfg.cursor_field, &has, &err);
-            if (ok && !has)
-                dc_log(DC_LOG_WARNING,
-                       "%s has no index on '%s': incremental syncs will scan the collection",
-                       names[i], rc.cfg.cursor_field);
-        }
+        size_t unindexed;
+        ok = dc_sync_collections(src, &rc.cfg, &names, &n, &err) &&
+             dc_sync_check_indexes(src, &rc.cfg, names, n, &unindexed, &err);
     }
     FivetranSdk__V2__TestResponse resp = FIVETRAN_SDK__V2__TEST_RESPONSE__INIT;
     if (ok) {
