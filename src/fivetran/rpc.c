@@ -87,6 +87,8 @@ config_done(request_config_t *rc)
 /* The map entries of a request as parallel arrays (pointers into the message). */
 #define MAP_ARRAYS(entries, n, keys, values)                                                       \
     char **keys = calloc((n) + 1, sizeof *keys), **values = calloc((n) + 1, sizeof *values);       \
+    if (!keys || !values)                                                                          \
+        abort();                                                                                   \
     for (size_t i_ = 0; i_ < (n); i_++) {                                                          \
         keys[i_] = (entries)[i_]->key;                                                             \
         values[i_] = (entries)[i_]->value;                                                         \
