@@ -7,7 +7,9 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void
@@ -27,14 +29,72 @@ usage(FILE *out)
           out);
 }
 
+/* The state file mirrors the warehouse's copy of the state (committed with the rows of each
+ * checkpoint): written at most once a second, so that a checkpoint costs one flush (the
+ * warehouse's commit) instead of two, and whenever the sync ends. */
+#define STATE_FILE_INTERVAL_S 1.0
+
 typedef struct {
     const char *path;
+    double last_write;
+    char *pending; /* the last committed state, when not yet written */
 } state_file_t;
 
-static bool
-save_state_file(void *ctx, const dc_state_t *st, dc_error_t *err)
+static double
+mono_s(void)
 {
-    return dc_state_save(((state_file_t *)ctx)->path, st, false, err);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool
+save_state_file(void *ctx, const dc_state_t *st, const char *json, dc_error_t *err)
+{
+    state_file_t *f = ctx;
+    (void)st;
+    free(f->pending);
+    f->pending = NULL;
+    double now = mono_s();
+    if (now - f->last_write < STATE_FILE_INTERVAL_S) {
+        f->pending = strdup(json);
+        if (!f->pending)
+            abort();
+        return true;
+    }
+    f->last_write = now;
+    return dc_state_save_json(f->path, json, false, err);
+}
+
+/* Continues from the warehouse's copy of the state when it belongs to this state file and is
+ * further along (the file lags by up to a second, or a crash came between the two). A copy
+ * that cannot be read is reported and left aside: the file still says where to resume. */
+static bool
+prefer_warehouse_state(dc_sink_t *sink, const char *dest, dc_state_t *st, dc_error_t *err)
+{
+    char *text = NULL;
+    if (!dc_sink_load_state(sink, &text, err))
+        return false;
+    if (!text)
+        return true;
+    char origin[512];
+    snprintf(origin, sizeof origin, "the state stored in %s", dest);
+    dc_state_t copy;
+    dc_state_init(&copy);
+    dc_error_t perr = {0};
+    if (!dc_state_parse(text, strlen(text), origin, &copy, &perr))
+        dc_log(DC_LOG_WARNING, "%s; continuing from the state file", perr.message);
+    else if (dc_state_is_newer_copy(&copy, st)) {
+        dc_log(DC_LOG_INFO,
+               "continuing from the warehouse's checkpoint %lld (the state file has %lld)",
+               (long long)copy.checkpoint, (long long)st->checkpoint);
+        dc_state_t old = *st;
+        *st = copy;
+        copy = old;
+    }
+    dc_state_cleanup(&copy);
+    free(text);
+    return true;
 }
 
 static void
@@ -162,7 +222,13 @@ dc_cmd_sync(int argc, char **argv)
         goto done;
     }
     dc_log(DC_LOG_INFO, "destination %s, state %s", dest, state_path);
-    state_file_t sf = {state_path};
+    if (!prefer_warehouse_state(sink, dest, &st, &err)) {
+        dc_cli_error("sync", &err);
+        rc = dc_error_exit_code(&err);
+        goto done;
+    }
+    dc_state_ensure_lineage(&st);
+    state_file_t sf = {state_path, -1e9, NULL};
     dc_sync_opts_t o = {.cfg = &cfg,
                         .naming = naming,
                         .sink = sink,
@@ -170,9 +236,17 @@ dc_cmd_sync(int argc, char **argv)
                         .save_ctx = &sf,
                         .progress = !json && isatty(STDERR_FILENO)};
     bool ok = dc_sync_run(&o, &st, &stats, &err);
-    /* The last state, durable with its folder. */
-    if (ok)
-        ok = dc_state_save(state_path, &st, true, &err);
+    /* The last state, durable with its folder: after a failure, the last one committed. */
+    dc_error_t serr = {0};
+    if (ok ? !dc_state_save(state_path, &st, true, &serr)
+           : sf.pending && !dc_state_save_json(state_path, sf.pending, true, &serr)) {
+        if (ok)
+            err = serr;
+        else
+            dc_log(DC_LOG_SEVERE, "%s (the warehouse keeps a copy of the state)", serr.message);
+        ok = false;
+    }
+    free(sf.pending);
     if (!ok)
         dc_cli_error("sync", &err);
     summary(&stats, ok, &err);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void
@@ -160,6 +162,54 @@ parse_table(const char *source, bson_iter_t *it, const char *origin, dc_state_t 
     return true;
 }
 
+/* The optional lineage and checkpoint count. */
+static bool
+parse_lineage(const bson_t *doc, const char *origin, dc_state_t *st, dc_error_t *err)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "lineage")) {
+        uint32_t len = 0;
+        const char *v = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, &len) : NULL;
+        if (!v || len != 32 || strspn(v, "0123456789abcdef") != 32)
+            return corrupt(err, origin, "lineage is not 32 hexadecimal digits");
+        memcpy(st->lineage, v, 33);
+    }
+    if (bson_iter_init_find(&it, doc, "checkpoint")) {
+        if (!BSON_ITER_HOLDS_INT32(&it) && !BSON_ITER_HOLDS_INT64(&it))
+            return corrupt(err, origin, "checkpoint is not a number");
+        st->checkpoint = bson_iter_as_int64(&it);
+        if (st->checkpoint < 0)
+            return corrupt(err, origin, "checkpoint is negative");
+    }
+    return true;
+}
+
+void
+dc_state_ensure_lineage(dc_state_t *st)
+{
+    if (st->lineage[0])
+        return;
+    uint8_t r[16];
+    /* Not a secret, only distinct between states: the kernel's generator, or time and pid. */
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t a = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        uint64_t b = (uint64_t)getpid() * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)st;
+        memcpy(r, &a, 8);
+        memcpy(r + 8, &b, 8);
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(st->lineage + 2 * i, 3, "%02x", r[i]);
+}
+
+bool
+dc_state_is_newer_copy(const dc_state_t *copy, const dc_state_t *file)
+{
+    return file->lineage[0] && strcmp(copy->lineage, file->lineage) == 0 &&
+           copy->checkpoint > file->checkpoint;
+}
+
 bool
 dc_state_parse(const char *json, size_t len, const char *origin, dc_state_t *st, dc_error_t *err)
 {
@@ -189,6 +239,8 @@ dc_state_parse(const char *json, size_t len, const char *origin, dc_state_t *st,
                           origin, (long long)bson_iter_as_int64(&it), DC_STATE_VERSION);
     } else if (!bson_iter_init_find(&it, doc, "tables") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
         ok = corrupt(err, origin, "no tables object");
+    } else if (!parse_lineage(doc, origin, st, err)) {
+        ok = false;
     } else {
         bson_iter_t tables;
         bson_iter_recurse(&it, &tables);
@@ -243,6 +295,10 @@ dc_state_to_json(const dc_state_t *st)
     bson_t doc = BSON_INITIALIZER, tables, t;
     BSON_APPEND_INT32(&doc, "version", DC_STATE_VERSION);
     BSON_APPEND_UTF8(&doc, "connector", "docdb-connector");
+    if (st->lineage[0]) {
+        BSON_APPEND_UTF8(&doc, "lineage", st->lineage);
+        BSON_APPEND_INT64(&doc, "checkpoint", st->checkpoint);
+    }
     BSON_APPEND_DOCUMENT_BEGIN(&doc, "tables", &tables);
     for (size_t i = 0; i < st->n; i++) {
         const dc_table_state_t *e = &st->tables[i];
@@ -288,6 +344,15 @@ mkdirs(char *dir)
 bool
 dc_state_save(const char *path, const dc_state_t *st, bool sync_dir, dc_error_t *err)
 {
+    char *json = dc_state_to_json(st);
+    bool ok = dc_state_save_json(path, json, sync_dir, err);
+    bson_free(json);
+    return ok;
+}
+
+bool
+dc_state_save_json(const char *path, const char *json, bool sync_dir, dc_error_t *err)
+{
     char tmp[4096], dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *d = dirname(dir);
@@ -298,7 +363,6 @@ dc_state_save(const char *path, const dc_state_t *st, bool sync_dir, dc_error_t 
                             strerror(errno));
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return dc_error_set(err, DC_ERR_IO, "state path too long");
-    char *json = dc_state_to_json(st);
     size_t len = strlen(json);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     bool ok = fd >= 0;
@@ -324,7 +388,6 @@ dc_state_save(const char *path, const dc_state_t *st, bool sync_dir, dc_error_t 
             ok = false;
         }
     }
-    bson_free(json);
     if (ok) {
         step = "rename";
         ok = rename(tmp, path) == 0;

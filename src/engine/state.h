@@ -33,6 +33,13 @@ typedef struct {
 typedef struct {
     dc_table_state_t *tables;
     size_t n, cap;
+    /* `sync` keeps a copy of the state in the warehouse, committed with the rows of each
+     * checkpoint, and writes the state file at most once a second. lineage (32 hex digits, set
+     * when a state starts; empty for the seed's state and Fivetran's) tells which state file a
+     * copy belongs to and checkpoint counts the commits: on start, a copy of the same lineage
+     * that is further along than the file wins (docs/sync.md). */
+    char lineage[33];
+    int64_t checkpoint;
 } dc_state_t;
 
 void dc_state_init(dc_state_t *st);
@@ -52,6 +59,13 @@ char *dc_state_to_json(const dc_state_t *st);
  * loss may bring back the previous state, which is safe (it is never ahead of the warehouse)
  * and saves one flush per checkpoint. */
 bool dc_state_save(const char *path, const dc_state_t *st, bool sync_dir, dc_error_t *err);
+/* The same with the state's JSON text. */
+bool dc_state_save_json(const char *path, const char *json, bool sync_dir, dc_error_t *err);
+
+/* Sets a new random lineage when st has none. */
+void dc_state_ensure_lineage(dc_state_t *st);
+/* Whether copy (the warehouse's) continues file (the state file) and is further along. */
+bool dc_state_is_newer_copy(const dc_state_t *copy, const dc_state_t *file);
 
 /* The entry for a collection, or NULL; with create, a new snapshot-phase entry. */
 dc_table_state_t *dc_state_table(dc_state_t *st, const char *source, bool create);

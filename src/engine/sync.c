@@ -312,9 +312,12 @@ typedef struct {
 static bool
 checkpoint(run_t *r, dc_error_t *err)
 {
-    if (!dc_sink_commit(r->o->sink, err))
-        return false;
-    if (r->o->save_state && !r->o->save_state(r->o->save_ctx, r->st, err))
+    r->st->checkpoint++;
+    char *json = dc_state_to_json(r->st);
+    bool ok = dc_sink_commit(r->o->sink, json, err) &&
+              (!r->o->save_state || r->o->save_state(r->o->save_ctx, r->st, json, err));
+    bson_free(json);
+    if (!ok)
         return false;
     r->total->checkpoints++;
     r->since_checkpoint = 0;

@@ -1,7 +1,7 @@
 /* sync.h: the engine both front doors share. For each collection: a first full read in _id
  * order (resumable), then incremental reads ordered by (cursor field, _id) with a tie-safe
- * filter; rows go to a sink, and a checkpoint (sink commit, then state save) follows every
- * checkpoint_interval records and each collection's end. */
+ * filter; rows go to a sink, and a checkpoint (sink commit with the state, then save_state) follows
+ * every checkpoint_interval records and each collection's end. */
 #ifndef DC_SYNC_H
 #define DC_SYNC_H
 
@@ -33,8 +33,9 @@ typedef struct {
     const dc_config_t *cfg;
     dc_naming_t naming;
     dc_sink_t *sink;
-    /* Saves the state after the sink committed (a file for `sync`); NULL: nothing to save. */
-    bool (*save_state)(void *ctx, const dc_state_t *st, dc_error_t *err);
+    /* Told of each checkpoint after the sink committed it with the state (json is st's JSON
+     * text): `sync` mirrors it into the state file, `serve` sends it. NULL: nothing to do. */
+    bool (*save_state)(void *ctx, const dc_state_t *st, const char *json, dc_error_t *err);
     void *save_ctx;
     bool progress; /* a progress line per table on the terminal */
     /* Which collections to read (NULL: all). */

@@ -622,8 +622,9 @@ rs_upsert(dc_sink_t *sink, const dc_table_t *t, const dc_value_t *values, dc_err
 }
 
 static bool
-rs_commit(dc_sink_t *sink, dc_error_t *err)
+rs_commit(dc_sink_t *sink, const char *state, dc_error_t *err)
 {
+    (void)state; /* Fivetran keeps the state: it comes back in the next UpdateRequest */
     return flush((record_sink_t *)sink, err);
 }
 
@@ -642,18 +643,16 @@ typedef struct {
 } emitter_t;
 
 static bool
-send_checkpoint(void *ctx, const dc_state_t *st, dc_error_t *err)
+send_checkpoint(void *ctx, const dc_state_t *st, const char *json, dc_error_t *err)
 {
     emitter_t *e = ctx;
-    char *json = dc_state_to_json(st);
+    (void)st;
     FivetranSdk__V2__UpdateResponse resp = FIVETRAN_SDK__V2__UPDATE_RESPONSE__INIT;
     FivetranSdk__V2__Checkpoint cp = FIVETRAN_SDK__V2__CHECKPOINT__INIT;
-    cp.state_json = json;
+    cp.state_json = (char *)json;
     resp.operation_case = FIVETRAN_SDK__V2__UPDATE_RESPONSE__OPERATION_CHECKPOINT;
     resp.checkpoint = &cp;
-    bool ok = dc_call_send(e->call, &resp.base);
-    bson_free(json);
-    if (!ok)
+    if (!dc_call_send(e->call, &resp.base))
         return dc_error_set(err, DC_ERR_SINK, "the client cancelled the update");
     return true;
 }

@@ -14,7 +14,9 @@ typedef struct {
                        void *ctx, dc_error_t *err);
     bool (*apply_table)(dc_sink_t *s, const dc_table_t *t, dc_error_t *err);
     bool (*upsert)(dc_sink_t *s, const dc_table_t *t, const dc_value_t *values, dc_error_t *err);
-    bool (*commit)(dc_sink_t *s, dc_error_t *err);
+    bool (*commit)(dc_sink_t *s, const char *state, dc_error_t *err);
+    /* NULL for a backend that keeps no state. */
+    bool (*load_state)(dc_sink_t *s, char **state, dc_error_t *err);
 } dc_sink_ops_t;
 
 struct dc_sink {

@@ -54,7 +54,14 @@ dc_sink_upsert(dc_sink_t *s, const dc_table_t *t, const dc_value_t *values, dc_e
 }
 
 bool
-dc_sink_commit(dc_sink_t *s, dc_error_t *err)
+dc_sink_commit(dc_sink_t *s, const char *state, dc_error_t *err)
 {
-    return s->ops->commit(s, err);
+    return s->ops->commit(s, state, err);
+}
+
+bool
+dc_sink_load_state(dc_sink_t *s, char **state, dc_error_t *err)
+{
+    *state = NULL;
+    return !s->ops->load_state || s->ops->load_state(s, state, err);
 }

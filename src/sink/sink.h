@@ -61,7 +61,13 @@ bool dc_sink_apply_table(dc_sink_t *s, const dc_table_t *t, dc_error_t *err);
  * table must have been applied with these columns. */
 bool dc_sink_upsert(dc_sink_t *s, const dc_table_t *t, const dc_value_t *values, dc_error_t *err);
 
-/* Makes every write since the last commit durable (fsync'd) before returning. */
-bool dc_sink_commit(dc_sink_t *s, dc_error_t *err);
+/* Makes every write since the last commit durable (fsync'd) before returning. A backend that
+ * keeps state (sqlite) stores state, the sync state's JSON text, in the same transaction, so
+ * that the rows it holds and the state it holds always agree, even after a crash; NULL keeps the
+ * stored state as is. Others ignore state. */
+bool dc_sink_commit(dc_sink_t *s, const char *state, dc_error_t *err);
+/* The state stored by the last commit that had one: *state (free with free) or NULL when the
+ * destination holds none or keeps no state. */
+bool dc_sink_load_state(dc_sink_t *s, char **state, dc_error_t *err);
 
 #endif

@@ -20,6 +20,7 @@
 
 #define META_TABLES  "\"_docdb_connector_tables\""
 #define META_COLUMNS "\"_docdb_connector_columns\""
+#define META_STATE   "\"_docdb_connector_state\""
 #define COL_SYNCED   "\"_fivetran_synced\""
 #define COL_DELETED  "\"_fivetran_deleted\""
 #define FN_REAL_TEXT "docdb_connector_real_text"
@@ -44,7 +45,7 @@ typedef struct {
     struct dc_sink base;
     char *path;
     sqlite3 *db;
-    sqlite3_stmt *begin, *commit;
+    sqlite3_stmt *begin, *commit, *save_state;
     cached_t *cache;
     size_t ncache, capcache, last;
     time_t synced_sec; /* the second synced[] holds, to format the date once a second */
@@ -881,12 +882,38 @@ sq_upsert(dc_sink_t *base, const dc_table_t *t, const dc_value_t *values, dc_err
 }
 
 static bool
-sq_commit(dc_sink_t *base, dc_error_t *err)
+sq_commit(dc_sink_t *base, const char *state, dc_error_t *err)
 {
     sq_t *s = (sq_t *)base;
+    if (state) {
+        /* In the rows' transaction: both are durable at the COMMIT, or neither. */
+        if (!ensure_txn(s, err))
+            return false;
+        sqlite3_bind_text(s->save_state, 1, state, -1, SQLITE_STATIC);
+        bool ok = step_once(s, s->save_state, "cannot store the state", err);
+        sqlite3_clear_bindings(s->save_state);
+        if (!ok)
+            return false;
+    }
     if (sqlite3_get_autocommit(s->db))
         return true;
     return step_once(s, s->commit, "cannot commit", err);
+}
+
+static bool
+sq_load_state(dc_sink_t *base, char **state, dc_error_t *err)
+{
+    sq_t *s = (sq_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (!prepare(s, "SELECT state FROM " META_STATE " WHERE id = 1", &st, "cannot read the state",
+                 err))
+        return false;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *state = xstrdup(col_text(st, 0));
+    bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE || fail(s, err, "cannot read the state");
+    sqlite3_finalize(st);
+    return ok;
 }
 
 static bool
@@ -927,6 +954,7 @@ sq_free(sq_t *s)
     free(s->cache);
     sqlite3_finalize(s->begin);
     sqlite3_finalize(s->commit);
+    sqlite3_finalize(s->save_state);
     /* Closing rolls back a transaction still open (only after a failed commit). */
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         dc_log(DC_LOG_WARNING, "sqlite '%s': cannot close: %s", s->path, sqlite3_errmsg(s->db));
@@ -940,7 +968,7 @@ static void
 sq_close(dc_sink_t *base)
 {
     dc_error_t err;
-    if (!sq_commit(base, &err))
+    if (!sq_commit(base, NULL, &err))
         dc_log(DC_LOG_SEVERE, "%s (rows since the last commit are lost)", err.message);
     sq_free((sq_t *)base);
 }
@@ -952,6 +980,7 @@ static const dc_sink_ops_t sq_ops = {
     .apply_table = sq_apply_table,
     .upsert = sq_upsert,
     .commit = sq_commit,
+    .load_state = sq_load_state,
 };
 
 /* mkdir -p of the folders above the database file. */
@@ -1032,7 +1061,9 @@ dc_sqlite_open(const char *path, dc_error_t *err)
               " (source TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL);"
               "CREATE TABLE IF NOT EXISTS " META_COLUMNS
               " (source TEXT, position INTEGER, field TEXT, name TEXT, type TEXT,"
-              " PRIMARY KEY (source, field))",
+              " PRIMARY KEY (source, field));"
+              "CREATE TABLE IF NOT EXISTS " META_STATE
+              " (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)",
               "cannot create the metadata tables", err))
         goto fail;
     const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
@@ -1046,7 +1077,9 @@ dc_sqlite_open(const char *path, dc_error_t *err)
         goto fail;
     }
     if (!prepare(s, "BEGIN IMMEDIATE", &s->begin, "cannot prepare BEGIN", err) ||
-        !prepare(s, "COMMIT", &s->commit, "cannot prepare COMMIT", err))
+        !prepare(s, "COMMIT", &s->commit, "cannot prepare COMMIT", err) ||
+        !prepare(s, "INSERT OR REPLACE INTO " META_STATE " (id, state) VALUES (1, ?)",
+                 &s->save_state, "cannot prepare the state's statement", err))
         goto fail;
     return &s->base;
 fail:

@@ -136,6 +136,60 @@ class TestSync(unittest.TestCase):
         self.assertEqual(self.upserts(r), 1)
         self.assertEqual([r["name"] for r in w.rows("users")], ["Grace Hopper"])
 
+    def test_state_file_behind_the_warehouse(self):
+        """The warehouse keeps the state committed with its rows; a state file of the same
+        lineage that lags behind (written at most once a second, or lost to a crash between
+        the two) is overtaken by it, while another lineage or no state file at all wins."""
+        self.db.users.insert_many(SEED_USERS)
+        self.db.orders.insert_many(SEED_ORDERS)
+        w = self.work()
+        self.synced(w)
+        with open(w.state_path) as f:
+            old = f.read()
+        first = json.loads(old)
+        self.assertRegex(first["lineage"], "^[0-9a-f]{32}$")
+        stored = json.loads(w.query("SELECT state FROM _docdb_connector_state")[0][0])
+        self.assertEqual(stored, first)
+        self.db.users.update_one({"_id": SEED_USERS[0]["_id"]},
+                                 {"$set": {"updated_at": ts("2024-07-01T00:00:00")}})
+        self.assertEqual(self.upserts(self.synced(w)), 1)
+        self.assertGreater(w.state()["checkpoint"], first["checkpoint"])
+
+        # An older state file of the same lineage: the warehouse's state wins, nothing is read.
+        with open(w.state_path, "w") as f:
+            f.write(old)
+        r = self.synced(w)
+        self.assertIn("continuing from the warehouse's checkpoint", r.stdout + r.stderr)
+        self.assertEqual(self.upserts(r), 0)
+
+        # Another lineage: the file says where to resume, the change is read again.
+        other = dict(first, lineage="0" * 32)
+        with open(w.state_path, "w") as f:
+            json.dump(other, f)
+        r = self.synced(w)
+        self.assertNotIn("continuing from the warehouse's checkpoint", r.stdout + r.stderr)
+        self.assertEqual(self.upserts(r), 1)  # the change, once more
+        self.assertEqual(w.state()["lineage"], "0" * 32)
+
+        # No state file (a reset): a full read, the warehouse's state is not used.
+        os.unlink(w.state_path)
+        r = self.synced(w)
+        self.assertEqual(self.upserts(r), 6)
+        self.assertNotEqual(w.state()["lineage"], "0" * 32)
+        assert_table_equals(self, w, "users", list(self.db.users.find()))
+
+        # A stored state this version cannot read is reported, and the file is used.
+        with open(w.state_path) as f:
+            current = f.read()
+        con = __import__("sqlite3").connect(w.db_path)
+        con.execute("UPDATE _docdb_connector_state SET state = '{\"version\": 99}'")
+        con.commit()
+        con.close()
+        r = self.synced(w)
+        self.assertIn("version 99", r.stdout + r.stderr)
+        self.assertEqual(self.upserts(r), 0)
+        self.assertNotEqual(w.state(), json.loads(current))  # one checkpoint further
+
     def test_ties_across_checkpoints_and_kill(self):
         same = ts("2024-07-01T00:00:00")
         docs = [{"_id": i, "n": i, "updated_at": same} for i in range(100)]

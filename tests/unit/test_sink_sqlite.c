@@ -185,7 +185,7 @@ static void
 commit_ok(dc_sink_t *s)
 {
     dc_error_t err = {0};
-    if (!dc_sink_commit(s, &err))
+    if (!dc_sink_commit(s, NULL, &err))
         fail_msg("commit: %s", err.message);
 }
 
@@ -233,7 +233,7 @@ open_creates_folders_and_metadata(void **state)
 
     sqlite3 *db = peek(tmp.path);
     assert_query(db, "wal", "PRAGMA journal_mode");
-    assert_query(db, "_docdb_connector_columns,_docdb_connector_tables",
+    assert_query(db, "_docdb_connector_columns,_docdb_connector_state,_docdb_connector_tables",
                  "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema "
                  "WHERE type = 'table' ORDER BY name)");
     assert_query(db, "source TEXT 1,name TEXT 0",
@@ -1003,6 +1003,47 @@ rows_visible_only_after_commit(void **state)
     tmp_remove(&tmp);
 }
 
+/* The state is stored in the rows' transaction: visible with them, kept when a commit has
+ * none, and still there after reopening. */
+static void
+state_commits_with_rows(void **state)
+{
+    (void)state;
+    tmp_t tmp;
+    dc_table_t t;
+    dc_error_t err = {0};
+    char *text = NULL;
+    tmp_make(&tmp, "w.db");
+    dc_table_init(&t, "db.c", "c");
+    dc_table_add_column(&t, "_id", "_id", DC_TYPE_STRING);
+    dc_sink_t *s = open_ok(tmp.spec);
+    assert_true(dc_sink_load_state(s, &text, &err));
+    assert_null(text); /* none yet */
+    apply_ok(s, &t);
+    sqlite3 *db = peek(tmp.path);
+    dc_value_t row[1] = {vtext(DC_TYPE_STRING, "1")};
+    upsert_ok(s, &t, row);
+    assert_true(dc_sink_commit(s, "{\"n\": 1}", &err));
+    assert_query(db, "1|{\"n\": 1}",
+                 "SELECT (SELECT count(*) FROM c) || '|' || state FROM _docdb_connector_state");
+    row[0] = vtext(DC_TYPE_STRING, "2");
+    upsert_ok(s, &t, row);
+    commit_ok(s); /* rows without a state: the stored one stays */
+    assert_query(db, "2|{\"n\": 1}",
+                 "SELECT (SELECT count(*) FROM c) || '|' || state FROM _docdb_connector_state");
+    assert_true(dc_sink_commit(s, "{\"n\": 2}", &err)); /* a state alone */
+    dc_sink_close(s);
+    s = open_ok(tmp.spec);
+    assert_true(dc_sink_load_state(s, &text, &err));
+    assert_string_equal(text, "{\"n\": 2}");
+    free(text);
+    assert_query(db, "1", "SELECT count(*) FROM _docdb_connector_state");
+    dc_sink_close(s);
+    sqlite3_close(db);
+    dc_table_cleanup(&t);
+    tmp_remove(&tmp);
+}
+
 static void
 upsert_programming_errors(void **state)
 {
@@ -1098,6 +1139,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metadata_reload),
     cmocka_unit_test(names_are_stable),
     cmocka_unit_test(rows_visible_only_after_commit),
+    cmocka_unit_test(state_commits_with_rows),
     cmocka_unit_test(upsert_programming_errors),
     cmocka_unit_test(many_rows),
 };
