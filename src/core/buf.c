@@ -48,6 +48,12 @@ reserve(dc_buf_t *b, size_t extra)
 }
 
 void
+dc_buf_reserve(dc_buf_t *b, size_t extra)
+{
+    reserve(b, extra);
+}
+
+void
 dc_buf_append(dc_buf_t *b, const void *data, size_t n)
 {
     reserve(b, n);

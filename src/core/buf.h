@@ -16,6 +16,8 @@ void dc_buf_init(dc_buf_t *b);
 void dc_buf_cleanup(dc_buf_t *b);
 void dc_buf_reset(dc_buf_t *b); /* len = 0, keeps the memory */
 void dc_buf_append(dc_buf_t *b, const void *data, size_t n);
+/* Makes room for extra more bytes (and the NUL) after len, for a caller writing in place. */
+void dc_buf_reserve(dc_buf_t *b, size_t extra);
 void dc_buf_append_str(dc_buf_t *b, const char *s);
 void dc_buf_append_char(dc_buf_t *b, char c);
 void dc_buf_printf(dc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

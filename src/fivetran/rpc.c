@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "engine/sync.h"
+#include "fivetran/records.h"
 #include "sink/backend.h"
 
 #include <stdio.h>
@@ -343,56 +344,6 @@ rpc_schema(dc_call_t *c, char *message, size_t size)
 /* ---- Update: a sink that streams records ---- */
 
 /* Bytes for one batch's records, reset after each flush. */
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    max_align_t data[];
-} arena_block_t;
-
-typedef struct {
-    arena_block_t *head;
-} arena_t;
-
-static void *
-arena_alloc(arena_t *a, size_t n)
-{
-    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-    if (!a->head || a->head->used + n > a->head->cap) {
-        size_t cap = n > 256 * 1024 ? n : 256 * 1024;
-        arena_block_t *b = malloc(sizeof *b + cap);
-        if (!b)
-            abort();
-        b->next = a->head;
-        b->used = 0;
-        b->cap = cap;
-        a->head = b;
-    }
-    void *p = (char *)a->head->data + a->head->used;
-    a->head->used += n;
-    return p;
-}
-
-static void
-arena_reset(arena_t *a, bool release)
-{
-    while (a->head && (release || a->head->next)) {
-        arena_block_t *next = a->head->next;
-        free(a->head);
-        a->head = next;
-    }
-    if (a->head)
-        a->head->used = 0;
-}
-
-static char *
-arena_strndup(arena_t *a, const char *s, size_t n)
-{
-    char *p = arena_alloc(a, n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 typedef struct {
     FivetranSdk__V2__TableSelection **tables;
     size_t ntables;
@@ -437,9 +388,7 @@ typedef struct {
     struct dc_sink base; /* first: sink.c reaches the ops through it */
     dc_call_t *call;
     const selection_t *selection;
-    arena_t arena;
-    FivetranSdk__V2__Record *records[BATCH_RECORDS];
-    size_t nrecords, bytes;
+    dc_records_t batch; /* encoded records, sent as one Records message */
     /* Which columns of the current table are selected, by column index. */
     const dc_table_t *cols_for;
     size_t cols_n;
@@ -450,18 +399,12 @@ typedef struct {
 static bool
 flush(record_sink_t *s, dc_error_t *err)
 {
-    if (s->nrecords == 0)
+    if (s->batch.n == 0)
         return true;
-    FivetranSdk__V2__UpdateResponse resp = FIVETRAN_SDK__V2__UPDATE_RESPONSE__INIT;
-    FivetranSdk__V2__Records recs = FIVETRAN_SDK__V2__RECORDS__INIT;
-    recs.n_records = s->nrecords;
-    recs.records = s->records;
-    resp.operation_case = FIVETRAN_SDK__V2__UPDATE_RESPONSE__OPERATION_RECORDS;
-    resp.records = &recs;
-    bool ok = dc_call_send(s->call, &resp.base);
-    s->nrecords = 0;
-    s->bytes = 0;
-    arena_reset(&s->arena, false);
+    uint8_t hdr[11];
+    size_t hlen = dc_records_header(&s->batch, hdr);
+    bool ok = dc_call_send_bytes(s->call, hdr, hlen, s->batch.body.data, s->batch.body.len);
+    dc_records_reset(&s->batch);
     if (!ok)
         return dc_error_set(err, DC_ERR_SINK, "the client cancelled the update");
     return true;
@@ -471,7 +414,7 @@ static void
 rs_close(dc_sink_t *sink)
 {
     record_sink_t *s = (record_sink_t *)sink;
-    arena_reset(&s->arena, true);
+    dc_records_cleanup(&s->batch);
     free(s->selected);
 }
 
@@ -502,78 +445,6 @@ rs_apply_table(dc_sink_t *sink, const dc_table_t *t, dc_error_t *err)
     return flush(s, err);
 }
 
-static void
-set_value(record_sink_t *s, FivetranSdk__V2__ValueType *v, const dc_value_t *in)
-{
-    FivetranSdk__V2__ValueType init = FIVETRAN_SDK__V2__VALUE_TYPE__INIT;
-    *v = init;
-    switch (in->type) {
-    case DC_TYPE_NULL:
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_NULL;
-        v->null = true;
-        break;
-    case DC_TYPE_BOOLEAN:
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_BOOL;
-        v->bool_ = in->v.b;
-        break;
-    case DC_TYPE_SHORT:
-    case DC_TYPE_INT:
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_INT;
-        v->int_ = (int32_t)in->v.i;
-        break;
-    case DC_TYPE_LONG:
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_LONG;
-        v->long_ = in->v.i;
-        break;
-    case DC_TYPE_FLOAT:
-    case DC_TYPE_DOUBLE:
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_DOUBLE;
-        v->double_ = in->v.d;
-        break;
-    case DC_TYPE_UTC_DATETIME:
-    case DC_TYPE_NAIVE_DATETIME:
-    case DC_TYPE_NAIVE_DATE: {
-        Google__Protobuf__Timestamp *ts = arena_alloc(&s->arena, sizeof *ts);
-        Google__Protobuf__Timestamp tinit = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-        *ts = tinit;
-        int64_t sec = in->ms / 1000, rem = in->ms % 1000;
-        if (rem < 0) {
-            sec -= 1;
-            rem += 1000;
-        }
-        ts->seconds = sec;
-        ts->nanos = (int32_t)(rem * 1000000);
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_UTC_DATETIME;
-        v->utc_datetime = ts;
-        break;
-    }
-    case DC_TYPE_BINARY:
-        v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_BINARY;
-        v->binary.len = in->v.s.len;
-        v->binary.data = (uint8_t *)arena_strndup(&s->arena, in->v.s.ptr, in->v.s.len);
-        s->bytes += in->v.s.len;
-        break;
-    default: {
-        /* Text types; a non-NULL pointer even when empty, or protobuf-c drops the member. */
-        char *text = arena_strndup(&s->arena, in->v.s.ptr, in->v.s.len);
-        s->bytes += in->v.s.len;
-        if (in->type == DC_TYPE_DECIMAL) {
-            v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_DECIMAL;
-            v->decimal = text;
-        } else if (in->type == DC_TYPE_JSON) {
-            v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_JSON;
-            v->json = text;
-        } else if (in->type == DC_TYPE_XML) {
-            v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_XML;
-            v->xml = text;
-        } else {
-            v->inner_case = FIVETRAN_SDK__V2__VALUE_TYPE__INNER_STRING;
-            v->string = text;
-        }
-    }
-    }
-}
-
 static bool
 rs_upsert(dc_sink_t *sink, const dc_table_t *t, const dc_value_t *values, dc_error_t *err)
 {
@@ -590,33 +461,8 @@ rs_upsert(dc_sink_t *sink, const dc_table_t *t, const dc_value_t *values, dc_err
         s->cols_for = t;
         s->cols_n = t->ncols;
     }
-    size_t n = 0;
-    for (size_t i = 0; i < t->ncols; i++)
-        n += s->selected[i];
-    FivetranSdk__V2__Record *r = arena_alloc(&s->arena, sizeof *r);
-    FivetranSdk__V2__Record rinit = FIVETRAN_SDK__V2__RECORD__INIT;
-    *r = rinit;
-    r->table_name = t->source;
-    r->type = FIVETRAN_SDK__V2__RECORD_TYPE__UPSERT;
-    r->n_data = n;
-    r->data = arena_alloc(&s->arena, n * sizeof *r->data);
-    FivetranSdk__V2__Record__DataEntry *entries = arena_alloc(&s->arena, n * sizeof *entries);
-    FivetranSdk__V2__ValueType *vals = arena_alloc(&s->arena, n * sizeof *vals);
-    size_t k = 0;
-    for (size_t i = 0; i < t->ncols; i++) {
-        if (!s->selected[i])
-            continue;
-        FivetranSdk__V2__Record__DataEntry einit = FIVETRAN_SDK__V2__RECORD__DATA_ENTRY__INIT;
-        entries[k] = einit;
-        entries[k].key = t->cols[i].name;
-        set_value(s, &vals[k], &values[i]);
-        entries[k].value = &vals[k];
-        r->data[k] = &entries[k];
-        s->bytes += strlen(t->cols[i].name) + 8;
-        k++;
-    }
-    s->records[s->nrecords++] = r;
-    if (s->nrecords == BATCH_RECORDS || s->bytes >= BATCH_BYTES)
+    dc_records_add_upsert(&s->batch, t->source, t, s->selected, values);
+    if (s->batch.n == BATCH_RECORDS || s->batch.body.len >= BATCH_BYTES)
         return flush(s, err);
     return true;
 }
@@ -729,6 +575,7 @@ rpc_update(dc_call_t *c, char *message, size_t size)
     if (ok) {
         emitter_t em = {.call = c};
         record_sink_t sink = {.base = {.ops = &record_ops}, .call = c, .selection = &sel};
+        dc_records_init(&sink.batch);
         dc_sync_opts_t o = {.cfg = &rc.cfg,
                             .naming = DC_NAMING_SOURCE,
                             .sink = &sink.base,

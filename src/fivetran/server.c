@@ -75,14 +75,10 @@ dc_call_cancelled(const dc_call_t *c)
     return c->send_failed || c->cancelled;
 }
 
-bool
-dc_call_send(dc_call_t *c, const ProtobufCMessage *msg)
+/* Sends s (taking it over) and waits until gRPC has taken it. */
+static bool
+send_slice(dc_call_t *c, grpc_slice s)
 {
-    if (c->send_failed)
-        return false;
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    grpc_slice s = grpc_slice_malloc(n);
-    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
     grpc_op op = {0};
@@ -94,6 +90,29 @@ dc_call_send(dc_call_t *c, const ProtobufCMessage *msg)
     if (!ok)
         c->send_failed = true;
     return ok;
+}
+
+bool
+dc_call_send(dc_call_t *c, const ProtobufCMessage *msg)
+{
+    if (c->send_failed)
+        return false;
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    grpc_slice s = grpc_slice_malloc(n);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+    return send_slice(c, s);
+}
+
+bool
+dc_call_send_bytes(dc_call_t *c, const void *head, size_t head_len, const void *body,
+                   size_t body_len)
+{
+    if (c->send_failed)
+        return false;
+    grpc_slice s = grpc_slice_malloc(head_len + body_len);
+    memcpy(GRPC_SLICE_START_PTR(s), head, head_len);
+    memcpy(GRPC_SLICE_START_PTR(s) + head_len, body, body_len);
+    return send_slice(c, s);
 }
 
 /* Finishes the call with status (and message when not OK). */

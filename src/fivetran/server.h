@@ -29,6 +29,9 @@ const uint8_t *dc_call_request(const dc_call_t *c, size_t *len);
 /* Sends one message and waits until gRPC has taken it (flow control). False when the client
  * went away or cancelled: the handler should stop. */
 bool dc_call_send(dc_call_t *c, const ProtobufCMessage *msg);
+/* The same for a message already encoded: the bytes head then body (copied). */
+bool dc_call_send_bytes(dc_call_t *c, const void *head, size_t head_len, const void *body,
+                        size_t body_len);
 /* Whether the client cancelled or disconnected (as far as known). */
 bool dc_call_cancelled(const dc_call_t *c);
 
