@@ -1722,3 +1722,430 @@ emu_projection_destroy(emu_projection_t *p)
     bson_destroy(p->copy);
     bson_free(p);
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Index bounds                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The whole key space: below MinKey to above MaxKey. */
+static const emu_cut_t cut_min = {.rank = -1, .edge = -1};
+static const emu_cut_t cut_max = {.rank = 127, .edge = 1};
+/* A double NaN: numbers sort NaN lowest, so "just above NaN" starts the non-NaN numbers. */
+static const bson_value_t nan_value = {.value_type = BSON_TYPE_DOUBLE, .value.v_double = NAN};
+
+static int
+cut_cmp(const emu_cut_t *a, const emu_cut_t *b)
+{
+    int c;
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
+    if (a->edge != b->edge)
+        return a->edge < b->edge ? -1 : 1;
+    if (a->edge != 0)
+        return 0;
+    c = emu_value_compare(&a->value, &b->value);
+    if (c)
+        return c;
+    return (a->side > b->side) - (a->side < b->side);
+}
+
+int
+emu_cut_compare_key(const emu_cut_t *c, const bson_value_t *key)
+{
+    int rk = emu_type_rank(key->value_type), v;
+    if (c->rank != rk)
+        return c->rank < rk ? -1 : 1;
+    if (c->edge != 0)
+        return c->edge;
+    v = emu_value_compare(&c->value, key);
+    return v ? v : c->side;
+}
+
+static emu_cut_t
+edge_cut(int rank, int edge)
+{
+    emu_cut_t c = {.rank = rank, .edge = edge};
+    return c;
+}
+
+static emu_cut_t
+value_cut(const bson_value_t *v, int side)
+{
+    emu_cut_t c = {.rank = emu_type_rank(v->value_type), .side = side, .value = *v};
+    return c;
+}
+
+static void
+bounds_init(emu_bounds_t *b, bool exact)
+{
+    memset(b, 0, sizeof *b);
+    b->exact = exact;
+}
+
+void
+emu_bounds_cleanup(emu_bounds_t *b)
+{
+    bson_free(b->v);
+    memset(b, 0, sizeof *b);
+}
+
+/* Appends [lo, hi] unless it is empty; callers keep the intervals ordered or normalise. */
+static void
+bounds_push(emu_bounds_t *b, emu_cut_t lo, emu_cut_t hi)
+{
+    if (cut_cmp(&lo, &hi) >= 0)
+        return;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 4;
+        b->v = bson_realloc(b->v, sizeof *b->v * b->cap);
+    }
+    b->v[b->n].lo = lo;
+    b->v[b->n].hi = hi;
+    b->n++;
+}
+
+static void
+bounds_full(emu_bounds_t *b, bool exact)
+{
+    b->n = 0;
+    b->exact = exact;
+    bounds_push(b, cut_min, cut_max);
+}
+
+void
+emu_bounds_full(emu_bounds_t *b)
+{
+    bounds_init(b, true);
+    bounds_full(b, true);
+}
+
+static bool
+bounds_is_full(const emu_bounds_t *b)
+{
+    return b->n == 1 && cut_cmp(&b->v[0].lo, &cut_min) <= 0 && cut_cmp(&b->v[0].hi, &cut_max) >= 0;
+}
+
+static int
+interval_lo_cmp(const void *a, const void *b)
+{
+    return cut_cmp(&((const emu_interval_t *)a)->lo, &((const emu_interval_t *)b)->lo);
+}
+
+/* Sorts by lower cut and merges overlapping intervals: disjoint and ascending again. */
+static void
+bounds_normalise(emu_bounds_t *b)
+{
+    size_t o = 0;
+    if (b->n < 2)
+        return;
+    qsort(b->v, b->n, sizeof *b->v, interval_lo_cmp);
+    for (size_t i = 1; i < b->n; i++) {
+        if (cut_cmp(&b->v[i].lo, &b->v[o].hi) <= 0) {
+            if (cut_cmp(&b->v[i].hi, &b->v[o].hi) > 0)
+                b->v[o].hi = b->v[i].hi;
+        } else {
+            b->v[++o] = b->v[i];
+        }
+    }
+    b->n = o + 1;
+}
+
+/* a = a ∪ b; the exact flags combine. */
+static void
+bounds_union(emu_bounds_t *a, const emu_bounds_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        bounds_push(a, b->v[i].lo, b->v[i].hi);
+    a->exact = a->exact && b->exact;
+    bounds_normalise(a);
+}
+
+/* a = a ∩ b (both normalised). */
+static void
+bounds_intersect(emu_bounds_t *a, const emu_bounds_t *b)
+{
+    emu_bounds_t r;
+    size_t i = 0, j = 0;
+    bounds_init(&r, a->exact && b->exact);
+    while (i < a->n && j < b->n) {
+        const emu_interval_t *x = &a->v[i], *y = &b->v[j];
+        emu_cut_t lo = cut_cmp(&x->lo, &y->lo) >= 0 ? x->lo : y->lo;
+        emu_cut_t hi = cut_cmp(&x->hi, &y->hi) <= 0 ? x->hi : y->hi;
+        bounds_push(&r, lo, hi);
+        if (cut_cmp(&x->hi, &y->hi) <= 0)
+            i++;
+        else
+            j++;
+    }
+    emu_bounds_cleanup(a);
+    *a = r;
+}
+
+/* b = the keys not in b: the gaps between its cuts. Only meaningful for exact bounds. */
+static void
+bounds_complement(emu_bounds_t *b)
+{
+    emu_bounds_t r;
+    emu_cut_t prev = cut_min;
+    bounds_init(&r, b->exact);
+    for (size_t i = 0; i < b->n; i++) {
+        bounds_push(&r, prev, b->v[i].lo);
+        prev = b->v[i].hi;
+    }
+    bounds_push(&r, prev, cut_max);
+    emu_bounds_cleanup(b);
+    *b = r;
+}
+
+/* {path: v}: null also matches missing (indexed as null) and undefined. */
+static void
+eq_bounds(const bson_value_t *v, emu_bounds_t *b)
+{
+    if (v->value_type == BSON_TYPE_NULL)
+        bounds_push(b, edge_cut(0, -1), edge_cut(5, 1));
+    else if (v->value_type == BSON_TYPE_MINKEY || v->value_type == BSON_TYPE_MAXKEY)
+        bounds_push(b, edge_cut(emu_type_rank(v->value_type), -1),
+                    edge_cut(emu_type_rank(v->value_type), 1));
+    else
+        bounds_push(b, value_cut(v, -1), value_cut(v, 1));
+}
+
+/* The keys cmp_matches accepts, exactly: type bracketing keeps a range within the operand's
+ * type rank; MinKey, MaxKey, null and NaN follow mongod's special cases. */
+static void
+cmp_bounds(const fnode_t *n, emu_bounds_t *b)
+{
+    const bson_value_t *v = &n->val;
+    int r = n->val_rank;
+    bool lower = n->op == OP_LT || n->op == OP_LTE;
+    bool incl = n->op == OP_LTE || n->op == OP_GTE;
+    if (n->op == OP_EQ) {
+        eq_bounds(v, b);
+        return;
+    }
+    switch (v->value_type) {
+    case BSON_TYPE_NULL:
+        if (incl)
+            eq_bounds(v, b);
+        return;
+    case BSON_TYPE_MINKEY:
+        if (!lower)
+            bounds_push(b, edge_cut(-1, incl ? -1 : 1), cut_max);
+        else if (incl)
+            eq_bounds(v, b);
+        return;
+    case BSON_TYPE_MAXKEY:
+        if (lower)
+            bounds_push(b, cut_min, edge_cut(127, incl ? 1 : -1));
+        else if (incl)
+            eq_bounds(v, b);
+        return;
+    default:
+        break;
+    }
+    if (n->val_nan) {
+        if (incl)
+            eq_bounds(v, b);
+        return;
+    }
+    if (lower) {
+        /* NaN sorts below every number but is never less than one. */
+        emu_cut_t lo = r == 10 ? value_cut(&nan_value, 1) : edge_cut(r, -1);
+        bounds_push(b, lo, value_cut(v, incl ? 1 : -1));
+    } else {
+        bounds_push(b, value_cut(v, incl ? -1 : 1), edge_cut(r, 1));
+    }
+}
+
+/* $type: the whole rank of every named type. Exact when each rank is fully covered (all four
+ * numeric types, string with symbol) and null is not asked for, since missing fields index as
+ * null without matching {$type: "null"}. */
+static void
+type_bounds(uint32_t types, emu_bounds_t *b)
+{
+    bool exact = (types & (1u << BSON_TYPE_NULL)) == 0;
+    for (unsigned t = 1; t < 20; t++) {
+        if (!(types & (1u << t)))
+            continue;
+        int r = emu_type_rank((bson_type_t)t);
+        bounds_push(b, edge_cut(r, -1), edge_cut(r, 1));
+        for (unsigned u = 1; u < 20; u++) {
+            if (emu_type_rank((bson_type_t)u) == r && !(types & (1u << u)) &&
+                !(r == 10 && (types & TYPE_BIT_NUMBER)))
+                exact = false;
+        }
+    }
+    if (types & TYPE_BIT_NUMBER)
+        bounds_push(b, edge_cut(10, -1), edge_cut(10, 1));
+    if (types & TYPE_BIT_MINKEY)
+        bounds_push(b, edge_cut(-1, -1), edge_cut(-1, 1));
+    if (types & TYPE_BIT_MAXKEY)
+        bounds_push(b, edge_cut(127, -1), edge_cut(127, 1));
+    bounds_normalise(b);
+    b->exact = exact;
+}
+
+static void
+node_bounds(const fnode_t *n, const char *path, emu_bounds_t *b)
+{
+    emu_bounds_t kid;
+    bounds_init(b, true);
+    switch (n->kind) {
+    case NK_AND:
+        bounds_full(b, true);
+        for (size_t i = 0; i < n->nkids; i++) {
+            node_bounds(n->kids[i], path, &kid);
+            bounds_intersect(b, &kid);
+            emu_bounds_cleanup(&kid);
+        }
+        return;
+    case NK_OR:
+    case NK_NOR:
+        for (size_t i = 0; i < n->nkids; i++) {
+            node_bounds(n->kids[i], path, &kid);
+            bool unbounded = !kid.exact && bounds_is_full(&kid);
+            bounds_union(b, &kid);
+            emu_bounds_cleanup(&kid);
+            if (unbounded)
+                break; /* one unbounded branch makes the union unbounded */
+        }
+        if (n->kind == NK_NOR) {
+            if (b->exact)
+                bounds_complement(b);
+            else
+                bounds_full(b, false);
+        }
+        return;
+    case NK_NOT:
+        node_bounds(n->kids[0], path, b);
+        if (b->exact)
+            bounds_complement(b);
+        else
+            bounds_full(b, false);
+        return;
+    default:
+        break;
+    }
+    if (strcmp(n->path.dotted, path) != 0) {
+        bounds_full(b, false);
+        return;
+    }
+    switch (n->kind) {
+    case NK_CMP:
+        cmp_bounds(n, b);
+        return;
+    case NK_IN:
+        for (size_t i = 0; i < n->nset; i++)
+            eq_bounds(&n->set[i], b);
+        bounds_normalise(b);
+        return;
+    case NK_TYPE:
+        type_bounds(n->types, b);
+        return;
+    default:
+        /* $exists: a missing field and an explicit null share the key null. */
+        bounds_full(b, false);
+        return;
+    }
+}
+
+bool
+emu_filter_bounds(const emu_filter_t *f, const char *path, emu_bounds_t *out)
+{
+    node_bounds(f->root, path, out);
+    return !bounds_is_full(out);
+}
+
+bool
+emu_bounds_contains(const emu_bounds_t *b, const bson_value_t *key)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (emu_cut_compare_key(&b->v[mid].hi, key) < 0)
+            lo = mid + 1;
+        else if (emu_cut_compare_key(&b->v[mid].lo, key) > 0)
+            hi = mid;
+        else
+            return true;
+    }
+    return false;
+}
+
+/* mongod's names of type ranks, for the edges of ranges in explain output. */
+static const char *
+rank_name(int rank)
+{
+    static const struct {
+        int rank;
+        const char *name;
+    } names[] = {{0, "undefined"},  {5, "null"},        {10, "number"},
+                 {15, "string"},    {20, "object"},     {25, "array"},
+                 {30, "binData"},   {35, "objectId"},   {40, "bool"},
+                 {45, "date"},      {47, "timestamp"},  {50, "regex"},
+                 {55, "dbPointer"}, {60, "javascript"}, {65, "javascriptWithScope"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].rank == rank)
+            return names[i].name;
+    }
+    return "?";
+}
+
+static void
+cut_string(const emu_cut_t *c, char *out, size_t n)
+{
+    const bson_value_t *v = &c->value;
+    if (c->rank == -1 || c->rank == 127) {
+        snprintf(out, n, "%s", c->rank == -1 ? "MinKey" : "MaxKey");
+        return;
+    }
+    if (c->edge != 0) {
+        snprintf(out, n, "<%s %s>", c->edge < 0 ? "min" : "max", rank_name(c->rank));
+        return;
+    }
+    switch (v->value_type) {
+    case BSON_TYPE_DATE_TIME:
+        snprintf(out, n, "new Date(%" PRId64 ")", v->value.v_datetime);
+        return;
+    case BSON_TYPE_NULL:
+        snprintf(out, n, "null");
+        return;
+    case BSON_TYPE_OID: {
+        char hex[25];
+        bson_oid_to_string(&v->value.v_oid, hex);
+        snprintf(out, n, "ObjectId('%s')", hex);
+        return;
+    }
+    default: {
+        /* {"": value} as relaxed JSON, without the braces and the empty key. */
+        bson_t d = BSON_INITIALIZER;
+        bson_append_value(&d, "", 0, v);
+        char *json = bson_as_relaxed_extended_json(&d, NULL);
+        const char *s = json ? strstr(json, ":") : NULL;
+        size_t len = s ? strlen(s) : 0;
+        if (s && len >= 4)
+            snprintf(out, n, "%.*s", (int)(len - 4), s + 2);
+        else
+            snprintf(out, n, "?");
+        bson_free(json);
+        bson_destroy(&d);
+    }
+    }
+}
+
+void
+emu_bounds_append_strings(const emu_bounds_t *b, bson_t *arr)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        char lo[128], hi[128], s[300], keybuf[16];
+        const char *key;
+        const emu_interval_t *iv = &b->v[i];
+        bool lo_incl = iv->lo.edge ? iv->lo.edge < 0 : iv->lo.side < 0;
+        bool hi_incl = iv->hi.edge ? iv->hi.edge > 0 : iv->hi.side > 0;
+        cut_string(&iv->lo, lo, sizeof lo);
+        cut_string(&iv->hi, hi, sizeof hi);
+        snprintf(s, sizeof s, "%s%s, %s%s", lo_incl ? "[" : "(", lo, hi, hi_incl ? "]" : ")");
+        size_t klen = bson_uint32_to_string((uint32_t)i, &key, keybuf, sizeof keybuf);
+        bson_append_utf8(arr, key, (int)klen, s, -1);
+    }
+}

@@ -47,4 +47,50 @@ emu_projection_t *emu_projection_new(const bson_t *spec, emu_error_t *err);
 void emu_projection_apply(const emu_projection_t *p, const bson_t *doc, bson_t *out);
 void emu_projection_destroy(emu_projection_t *p);
 
+/* ---- Index bounds: which keys of an ordered index a filter can match ----
+ * An index key is a document's value at the index's field, null when the field is missing.
+ * Documents with an array along the field are outside this model: an index that holds one is
+ * not used for planning (docs/test-server.md). */
+
+/* A cut: a position between two neighbouring keys of emu_value_compare's order, so no key ever
+ * sits on it. edge -1 is below every value of type rank `rank`, edge +1 above every one; edge 0
+ * is just below (side -1) or just above (side +1) `value`. */
+typedef struct {
+    int rank;
+    int edge;
+    int side;
+    bson_value_t value; /* edge 0 only; borrowed from the filter */
+} emu_cut_t;
+
+/* The keys strictly between two cuts. */
+typedef struct {
+    emu_cut_t lo, hi;
+} emu_interval_t;
+
+/* A union of disjoint, non-empty intervals in ascending order. When exact, a document (without
+ * arrays along the field) matches the filter exactly when its key lies in them; otherwise they
+ * hold a superset of the matching keys and the filter must still be applied. */
+typedef struct {
+    emu_interval_t *v;
+    size_t n, cap;
+    bool exact;
+} emu_bounds_t;
+
+/* Fills out (uninitialised) with the bounds filter f puts on the dotted field `path`: equality,
+ * $lt/$lte/$gt/$gte with type bracketing, $in, $type, $not and $nor of exact bounds, $and as
+ * intersection, $or as union. Values in out borrow from f. Returns false when the bounds are the
+ * full range, so that an index on path cannot narrow the scan. Free out with emu_bounds_cleanup
+ * in either case. */
+bool emu_filter_bounds(const emu_filter_t *f, const char *path, emu_bounds_t *out);
+void emu_bounds_cleanup(emu_bounds_t *b);
+/* Fills b (uninitialised) with the full range, exact. */
+void emu_bounds_full(emu_bounds_t *b);
+/* Sign of (cut - key) in emu_value_compare's order; never 0. */
+int emu_cut_compare_key(const emu_cut_t *c, const bson_value_t *key);
+/* True when key lies in one of the intervals. */
+bool emu_bounds_contains(const emu_bounds_t *b, const bson_value_t *key);
+/* Appends the intervals to arr as strings in explain's indexBounds style, such as
+ * "(new Date(1704067200000), <max date>]". */
+void emu_bounds_append_strings(const emu_bounds_t *b, bson_t *arr);
+
 #endif
