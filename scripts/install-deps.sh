@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake pkg-config clang-format openssl ca-certificates
-  libmongoc-dev libbson-dev libssl-dev libsqlite3-dev libcmocka-dev libicu-dev sqlite3
+  libmongoc-dev libbson-dev libssl-dev libsqlite3-dev libcmocka-dev libicu-dev sqlite3 libbsd-dev
   python3 python3-pymongo time
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
   python3-grpcio python3-protobuf

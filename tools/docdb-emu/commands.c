@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "cursor.h"
 #include "failpoint.h"
+#include "index.h"
 #include "server.h"
 #include "store.h"
 
@@ -529,13 +530,15 @@ cmd_drop(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     if (!emu_cmd_string(c, "drop", &name, err) || !emu_valid_ns(c->db, name, err))
         return false;
     emu_store_wrlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    int32_t nindexes = coll ? (int32_t)emu_coll_nindexes(coll) + 1 : 0;
     bool ok = emu_store_drop(c->db, name);
     emu_store_unlock();
     if (!ok)
         return emu_error_set(err, EMU_NAMESPACE_NOT_FOUND, "ns not found");
     char ns[300];
     snprintf(ns, sizeof ns, "%s.%s", c->db, name);
-    BSON_APPEND_INT32(reply, "nIndexesWas", 1);
+    BSON_APPEND_INT32(reply, "nIndexesWas", nindexes);
     BSON_APPEND_UTF8(reply, "ns", ns);
     return true;
 }
@@ -552,7 +555,7 @@ cmd_drop_database(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     return true;
 }
 
-/* ---- indexes (metadata only) ---- */
+/* ---- indexes (index.c keeps them; plan.c uses them) ---- */
 
 static void
 append_index_doc(emu_doc_t ***docs, size_t *n, const bson_t *spec)
@@ -587,7 +590,7 @@ cmd_list_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
         append_index_doc(&docs, &n, id);
         bson_destroy(id);
         for (size_t i = 0; i < emu_coll_nindexes(coll); i++)
-            append_index_doc(&docs, &n, emu_coll_index(coll, i));
+            append_index_doc(&docs, &n, emu_index_spec(emu_coll_index(coll, i)));
     }
     emu_store_unlock();
     if (!coll)
@@ -615,7 +618,7 @@ cmd_create_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     int32_t before = (int32_t)emu_coll_nindexes(coll) + 1;
     bool ok = true;
     while (ok && bson_iter_next(&specs)) {
-        bson_t spec, key;
+        bson_t spec;
         bson_iter_t f;
         const uint8_t *data;
         uint32_t len;
@@ -625,37 +628,95 @@ cmd_create_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
         }
         bson_iter_document(&specs, &len, &data);
         bson_init_static(&spec, data, len);
-        if (!bson_iter_init_find(&f, &spec, "key") || !BSON_ITER_HOLDS_DOCUMENT(&f)) {
-            ok = emu_error_set(err, EMU_FAILED_TO_PARSE, "index specification needs a 'key'");
-            break;
-        }
-        bson_iter_document(&f, &len, &data);
-        bson_init_static(&key, data, len);
-        if (bson_empty(&key)) {
-            ok = emu_error_set(err, 67, "Index keys cannot be empty.");
-            break;
-        }
-        if (!bson_iter_init_find(&f, &spec, "name") || !BSON_ITER_HOLDS_UTF8(&f)) {
-            ok = emu_error_set(err, EMU_FAILED_TO_PARSE, "index specification needs a 'name'");
-            break;
-        }
-        const char *iname = bson_iter_utf8(&f, NULL);
-        if (strcmp(iname, "_id_") == 0)
+        if (bson_iter_init_find(&f, &spec, "name") && BSON_ITER_HOLDS_UTF8(&f) &&
+            strcmp(bson_iter_utf8(&f, NULL), "_id_") == 0)
             continue;
-        if (!emu_coll_add_index(coll, &spec, iname, &key))
-            ok = emu_error_set(err, 86,
-                               "An existing index has the same name as the requested index. "
-                               "Requested index: %s",
-                               iname);
+        /* Builds the index over the documents already there (code 11000 when a unique index
+         * meets a duplicate, 86 for a name taken by another key, 67 for a bad key). */
+        ok = emu_coll_add_index(coll, &spec, err);
     }
     int32_t after = (int32_t)emu_coll_nindexes(coll) + 1;
     emu_store_unlock();
     if (!ok)
         return false;
     BSON_APPEND_BOOL(reply, "createdCollectionAutomatically", !existed);
+    if (after == before)
+        BSON_APPEND_UTF8(reply, "note", "all indexes already exist");
     BSON_APPEND_INT32(reply, "numIndexesBefore", before);
     BSON_APPEND_INT32(reply, "numIndexesAfter", after);
     return true;
+}
+
+/* Checks (drop false) or drops (drop true) the indexes named by a string or an array of
+ * strings. */
+static bool
+drop_names(emu_coll_t *coll, const bson_iter_t *index, bool drop, emu_error_t *err)
+{
+    bson_iter_t one = *index, arr;
+    bool single = BSON_ITER_HOLDS_UTF8(index);
+    if (!single && !bson_iter_recurse(index, &arr))
+        return emu_error_set(err, EMU_TYPE_MISMATCH, "'index' must be a string or an array");
+    for (bson_iter_t *cur = single ? &one : &arr; single || bson_iter_next(cur); single = false) {
+        if (!BSON_ITER_HOLDS_UTF8(cur))
+            return emu_error_set(err, EMU_TYPE_MISMATCH, "index names must be strings");
+        const char *iname = bson_iter_utf8(cur, NULL);
+        if (strcmp(iname, "_id_") == 0)
+            return emu_error_set(err, EMU_INVALID_OPTIONS, "cannot drop _id index");
+        bool found = false;
+        for (size_t i = 0; i < emu_coll_nindexes(coll); i++)
+            found = found || strcmp(emu_index_name(emu_coll_index(coll, i)), iname) == 0;
+        if (!found)
+            return emu_error_set(err, EMU_INDEX_NOT_FOUND, "index not found with name [%s]", iname);
+        if (drop)
+            emu_coll_drop_index(coll, iname);
+        if (single)
+            break;
+    }
+    return true;
+}
+
+/* dropIndexes: `index` is a name, an array of names, a key pattern or "*" (all but _id_), as
+ * mongod takes it. */
+static bool
+cmd_drop_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    const char *name = NULL;
+    bson_iter_t it;
+    if (!emu_cmd_string(c, c->name, &name, err) || !emu_valid_ns(c->db, name, err))
+        return false;
+    if (!bson_iter_init_find(&it, c->cmd, "index"))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "BSON field 'dropIndexes.index' is missing");
+    emu_store_wrlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    bool ok = true;
+    int32_t was = coll ? (int32_t)emu_coll_nindexes(coll) + 1 : 0;
+    if (!coll) {
+        ok = emu_error_set(err, EMU_NAMESPACE_NOT_FOUND, "ns not found %s.%s", c->db, name);
+    } else if (BSON_ITER_HOLDS_UTF8(&it) && strcmp(bson_iter_utf8(&it, NULL), "*") == 0) {
+        emu_coll_drop_indexes(coll);
+    } else if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        bson_t key, other;
+        const uint8_t *data;
+        uint32_t len;
+        const char *iname = NULL;
+        bson_iter_document(&it, &len, &data);
+        bson_init_static(&key, data, len);
+        for (size_t i = 0; !iname && i < emu_coll_nindexes(coll); i++) {
+            emu_index_key(emu_coll_index(coll, i), &other);
+            if (bson_equal(&key, &other))
+                iname = emu_index_name(emu_coll_index(coll, i));
+        }
+        if (iname)
+            emu_coll_drop_index(coll, iname);
+        else
+            ok = emu_error_set(err, EMU_INDEX_NOT_FOUND, "can't find index with key");
+    } else {
+        ok = drop_names(coll, &it, false, err) && drop_names(coll, &it, true, err);
+    }
+    emu_store_unlock();
+    if (ok)
+        BSON_APPEND_INT32(reply, "nIndexesWas", was);
+    return ok;
 }
 
 /* ---- dispatch ---- */
@@ -692,6 +753,9 @@ static const command_t commands[] = {
     {"dropDatabase", cmd_drop_database, 0},
     {"listIndexes", cmd_list_indexes, 0},
     {"createIndexes", cmd_create_indexes, 0},
+    {"dropIndexes", cmd_drop_indexes, 0},
+    {"deleteIndexes", cmd_drop_indexes, 0},
+    {"explain", emu_cmd_explain, 0},
     {"insert", emu_cmd_insert, WRITE},
     {"update", emu_cmd_update, WRITE},
     {"delete", emu_cmd_delete, WRITE},

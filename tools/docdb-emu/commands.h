@@ -15,6 +15,7 @@ bool emu_cmd_get_more(emu_cmd_t *c, bson_t *reply, emu_error_t *err);
 bool emu_cmd_kill_cursors(emu_cmd_t *c, bson_t *reply, emu_error_t *err);
 bool emu_cmd_count(emu_cmd_t *c, bson_t *reply, emu_error_t *err);
 bool emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err);
+bool emu_cmd_explain(emu_cmd_t *c, bson_t *reply, emu_error_t *err);
 
 /* Argument readers. Views returned by emu_cmd_doc borrow from the command. */
 bool emu_cmd_string(const emu_cmd_t *c, const char *field, const char **out, emu_error_t *err);

@@ -1,9 +1,11 @@
 /* crud.c: the commands that read and write documents: insert, update, delete, find, getMore,
- * killCursors, count and aggregate ($match, $sort, $skip, $limit, $project, $count, $sample).
- * Results are collected under the store's read lock as document references, then sorted and
- * batched without the lock. */
+ * killCursors, count, aggregate ($match, $sort, $skip, $limit, $project, $count, $sample, $group)
+ * and explain of find, count and aggregate. Results are collected under the store's read lock
+ * as document references through the planner (plan.h), then sorted and batched without the
+ * lock. */
 #include "commands.h"
 #include "cursor.h"
+#include "plan.h"
 #include "store.h"
 #include "update.h"
 #include "wire.h"
@@ -66,33 +68,6 @@ docvec_slice(docvec_t *dv, int64_t skip, int64_t limit)
     dv->n = e - s;
 }
 
-/* True when filter is exactly {_id: v} (v not an operator document, not an array, not a regex):
- * then the _id index finds the one document it can match. */
-static bool
-id_equality(const bson_t *filter, bson_value_t *id)
-{
-    bson_iter_t it;
-    if (!filter || !bson_iter_init(&it, filter) || !bson_iter_next(&it) ||
-        strcmp(bson_iter_key(&it), "_id") != 0)
-        return false;
-    bson_iter_t rest = it;
-    if (bson_iter_next(&rest))
-        return false;
-    switch (bson_iter_type(&it)) {
-    case BSON_TYPE_DOCUMENT:
-    case BSON_TYPE_ARRAY:
-    case BSON_TYPE_REGEX:
-    case BSON_TYPE_NULL:
-    case BSON_TYPE_UNDEFINED:
-    case BSON_TYPE_MINKEY:
-    case BSON_TYPE_MAXKEY:
-        return false;
-    default:
-        *id = *bson_iter_value(&it);
-        return true;
-    }
-}
-
 /* The slots a filter can match: one slot through the _id index, or all of them. */
 typedef struct {
     size_t first, end;
@@ -103,7 +78,7 @@ candidate_slots(const emu_coll_t *coll, const bson_t *filter)
 {
     bson_value_t id;
     slot_range_t r = {0, emu_coll_slots(coll)};
-    if (id_equality(filter, &id)) {
+    if (emu_plan_id_equality(filter, &id)) {
         size_t s = emu_coll_find_id(coll, &id);
         r.first = s == SIZE_MAX ? 0 : s;
         r.end = s == SIZE_MAX ? 0 : s + 1;
@@ -111,24 +86,33 @@ candidate_slots(const emu_coll_t *coll, const bson_t *filter)
     return r;
 }
 
-/* Collects references to the documents of coll matching f (NULL: all), in natural order. */
-static void
-collect(const emu_coll_t *coll, const bson_t *filter, const emu_filter_t *f, docvec_t *out)
+static bool
+push_doc(emu_doc_t *d, void *ctx)
 {
-    slot_range_t range = candidate_slots(coll, filter);
-    for (size_t s = range.first; s < range.end; s++) {
-        emu_doc_t *d = emu_coll_at(coll, s);
-        if (!d)
-            continue;
-        if (f) {
-            bson_t view;
-            emu_doc_view(d, &view);
-            if (!emu_filter_matches(f, &view))
-                continue;
-        }
-        emu_doc_ref(d);
-        docvec_push(out, d);
-    }
+    emu_doc_ref(d);
+    docvec_push(ctx, d);
+    return true;
+}
+
+/* Collects references to the documents of coll matching f (NULL: all; filter is its source
+ * document), in the order of the plan chosen for them and for sort (NULL: none), which is
+ * natural order for a collection scan and index order for an index scan. */
+static void
+collect(const emu_coll_t *coll, const bson_t *filter, const emu_filter_t *f, const bson_t *sort,
+        docvec_t *out)
+{
+    emu_plan_t plan;
+    emu_plan_choose(&plan, coll, filter, f, sort);
+    emu_plan_run(&plan, coll, f, push_doc, out);
+    emu_plan_cleanup(&plan);
+}
+
+static bool
+count_doc(emu_doc_t *d, void *ctx)
+{
+    (void)d;
+    (*(int64_t *)ctx)++;
+    return true;
 }
 
 static void
@@ -399,14 +383,18 @@ update_one_statement(emu_coll_t *coll, const bson_t *stmt, uint32_t index, int32
             ok = false;
             break;
         }
-        matched++;
         if (modified) {
             emu_doc_t *nd = emu_doc_new(bson_get_data(&out), out.len);
             if (!nd)
                 abort();
-            emu_coll_replace(coll, s, nd);
+            if (!emu_coll_replace(coll, s, nd, err)) {
+                bson_destroy(&out);
+                ok = false;
+                break;
+            }
             (*nmodified)++;
         }
+        matched++;
         bson_destroy(&out);
         if (!multi)
             break;
@@ -616,7 +604,7 @@ emu_cmd_find(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     emu_store_rdlock();
     emu_coll_t *coll = emu_store_coll(c->db, name, false);
     if (coll)
-        collect(coll, a.has_filter ? &a.filter : NULL, f, &dv);
+        collect(coll, a.has_filter ? &a.filter : NULL, f, a.has_sort ? &a.sort : NULL, &dv);
     emu_store_unlock();
     emu_filter_destroy(f);
     if (s) {
@@ -706,14 +694,10 @@ emu_cmd_count(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     if (coll && !f) {
         n = (int64_t)emu_coll_count(coll);
     } else if (coll) {
-        for (size_t s = 0; s < emu_coll_slots(coll); s++) {
-            emu_doc_t *d = emu_coll_at(coll, s);
-            bson_t view;
-            if (!d)
-                continue;
-            emu_doc_view(d, &view);
-            n += emu_filter_matches(f, &view);
-        }
+        emu_plan_t plan;
+        emu_plan_choose(&plan, coll, &a.filter, f, NULL);
+        emu_plan_run(&plan, coll, f, count_doc, &n);
+        emu_plan_cleanup(&plan);
     }
     emu_store_unlock();
     emu_filter_destroy(f);
@@ -743,6 +727,34 @@ stage_doc(bson_iter_t *it, const char *stage, bson_t *out, emu_error_t *err)
     if (!BSON_ITER_HOLDS_DOCUMENT(it))
         return emu_error_set(err, 15959, "the %s stage specification must be an object", stage);
     doc_view_of(it, out);
+    return true;
+}
+
+/* What a pipeline gives the planner: its leading $match (*has_match) and the $sort that comes
+ * first or right after that $match (*has_sort). Views borrow from the pipeline. */
+static bool
+pipeline_query(const bson_iter_t *stages, bson_t *match, bool *has_match, bson_t *sort,
+               bool *has_sort, emu_error_t *err)
+{
+    bson_iter_t it = *stages, st;
+    *has_match = *has_sort = false;
+    bson_init(match);
+    bson_init(sort);
+    for (int i = 0; i < 2 && bson_iter_next(&it); i++) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &st) || !bson_iter_next(&st))
+            return true; /* the pipeline's own checks answer the error */
+        if (i == 0 && strcmp(bson_iter_key(&st), "$match") == 0) {
+            if (!stage_doc(&st, "$match", match, err))
+                return false;
+            *has_match = true;
+            continue;
+        }
+        if (strcmp(bson_iter_key(&st), "$sort") == 0 && BSON_ITER_HOLDS_DOCUMENT(&st)) {
+            doc_view_of(&st, sort);
+            *has_sort = true;
+        }
+        return true;
+    }
     return true;
 }
 
@@ -1080,6 +1092,125 @@ run_stage(const char *stage, bson_iter_t *arg, docvec_t *dv, emu_error_t *err)
     return true;
 }
 
+/* ---- explain ---- */
+
+/* Appends mongod's explain output for the find, count or aggregate command `inner` (run in
+ * c's database): queryPlanner with the plan those commands would use and, unless verbosity is
+ * "queryPlanner", executionStats from running it. For aggregate, the plan is that of the
+ * leading $match (and $sort); later stages are not described. */
+static bool
+explain_query(emu_cmd_t *c, const bson_t *inner, const char *verbosity, bson_t *reply,
+              emu_error_t *err)
+{
+    bson_iter_t it, stages;
+    emu_cmd_t sub = *c;
+    find_args_t a;
+    bson_t match, agg_sort, empty = BSON_INITIALIZER;
+    const bson_t *filter = NULL, *sort = NULL;
+    bool has_match = false, has_sort = false, count = false;
+    const char *name = NULL;
+    char ns[300];
+    emu_filter_t *f = NULL;
+    memset(&a, 0, sizeof a);
+    if (!bson_iter_init(&it, inner) || !bson_iter_next(&it))
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "explain needs a command to explain");
+    sub.name = bson_iter_key(&it);
+    sub.cmd = inner;
+    if (strcmp(sub.name, "find") == 0 || strcmp(sub.name, "count") == 0) {
+        count = sub.name[0] == 'c';
+        if (!coll_arg(&sub, &name, ns, sizeof ns, err) ||
+            !find_args(&sub, &a, count ? "query" : "filter", err))
+            return false;
+        filter = a.has_filter ? &a.filter : NULL;
+        sort = !count && a.has_sort ? &a.sort : NULL;
+        if (sort) {
+            emu_sort_t *s = emu_sort_new(sort, err);
+            if (!s)
+                return false;
+            emu_sort_destroy(s);
+        }
+    } else if (strcmp(sub.name, "aggregate") == 0) {
+        if (!coll_arg(&sub, &name, ns, sizeof ns, err) ||
+            !array_arg(&sub, "pipeline", &stages, err) ||
+            !pipeline_query(&stages, &match, &has_match, &agg_sort, &has_sort, err))
+            return false;
+        filter = has_match ? &match : NULL;
+        sort = has_sort ? &agg_sort : NULL;
+    } else {
+        return emu_error_set(err, EMU_COMMAND_NOT_FOUND,
+                             "Explain failed due to unknown command: %s (docdb-emu explains "
+                             "find, count and aggregate)",
+                             sub.name);
+    }
+    if (filter && !bson_empty(filter) && !(f = emu_filter_new(filter, err)))
+        return false;
+
+    bson_t qp, wp, none, stats;
+    emu_plan_t plan;
+    emu_store_rdlock();
+    emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    BSON_APPEND_UTF8(reply, "explainVersion", "1");
+    BSON_APPEND_DOCUMENT_BEGIN(reply, "queryPlanner", &qp);
+    BSON_APPEND_INT32(&qp, "plannerVersion", 1);
+    BSON_APPEND_UTF8(&qp, "namespace", ns);
+    BSON_APPEND_BOOL(&qp, "indexFilterSet", false);
+    BSON_APPEND_DOCUMENT(&qp, "parsedQuery", filter ? filter : &empty);
+    BSON_APPEND_DOCUMENT_BEGIN(&qp, "winningPlan", &wp);
+    if (coll) {
+        emu_plan_choose(&plan, coll, filter, f, sort);
+        emu_plan_explain(&plan, filter, sort, count, &wp);
+    } else {
+        BSON_APPEND_UTF8(&wp, "stage", "EOF"); /* mongod's plan for a missing collection */
+    }
+    bson_append_document_end(&qp, &wp);
+    BSON_APPEND_ARRAY_BEGIN(&qp, "rejectedPlans", &none);
+    bson_append_array_end(&qp, &none);
+    bson_append_document_end(reply, &qp);
+    if (strcmp(verbosity, "queryPlanner") != 0) {
+        int64_t n = 0, t0 = emu_now_ms();
+        if (coll)
+            emu_plan_run(&plan, coll, f, count_doc, &n);
+        n = a.skip < n ? n - a.skip : 0;
+        if (a.limit != 0 && n > llabs(a.limit))
+            n = llabs(a.limit);
+        BSON_APPEND_DOCUMENT_BEGIN(reply, "executionStats", &stats);
+        BSON_APPEND_BOOL(&stats, "executionSuccess", true);
+        BSON_APPEND_INT64(&stats, "nReturned", n);
+        BSON_APPEND_INT64(&stats, "executionTimeMillis", emu_now_ms() - t0);
+        BSON_APPEND_INT64(&stats, "totalKeysExamined", coll ? (int64_t)plan.keys_examined : 0);
+        BSON_APPEND_INT64(&stats, "totalDocsExamined", coll ? (int64_t)plan.docs_examined : 0);
+        bson_append_document_end(reply, &stats);
+    }
+    if (coll)
+        emu_plan_cleanup(&plan);
+    emu_store_unlock();
+    emu_filter_destroy(f);
+    BSON_APPEND_DOCUMENT(reply, "command", inner);
+    return true;
+}
+
+bool
+emu_cmd_explain(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
+{
+    bson_t inner;
+    bool has;
+    bson_iter_t it;
+    const char *verbosity = "allPlansExecution"; /* mongod's default */
+    if (!emu_cmd_doc(c, "explain", &inner, &has, err))
+        return false;
+    if (!has)
+        return emu_error_set(err, EMU_FAILED_TO_PARSE, "explain command requires a nested object");
+    if (bson_iter_init_find(&it, c->cmd, "verbosity")) {
+        verbosity = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
+        if (strcmp(verbosity, "queryPlanner") != 0 && strcmp(verbosity, "executionStats") != 0 &&
+            strcmp(verbosity, "allPlansExecution") != 0)
+            return emu_error_set(err, EMU_BAD_VALUE,
+                                 "verbosity string must be one of {'queryPlanner', "
+                                 "'executionStats', 'allPlansExecution'}");
+    }
+    return explain_query(c, &inner, verbosity, reply, err);
+}
+
 bool
 emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
 {
@@ -1096,6 +1227,8 @@ emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     if (!emu_valid_ns(c->db, name, err) || !array_arg(c, "pipeline", &stages, err) ||
         !emu_cmd_doc(c, "cursor", &cursor_opts, &has_cursor, err))
         return false;
+    if (emu_cmd_bool(c, "explain", false))
+        return explain_query(c, c->cmd, "queryPlanner", reply, err);
     if (!has_cursor)
         return emu_error_set(err, EMU_FAILED_TO_PARSE,
                              "The 'cursor' option is required, except for aggregate with the "
@@ -1104,22 +1237,18 @@ emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
         batch_size = bson_iter_as_int64(&it);
     snprintf(ns, sizeof ns, "%s.%s", c->db, name);
 
-    /* A leading $match filters while collecting, under the lock. */
-    bson_iter_t first = stages, arg;
+    /* A leading $match filters while collecting, under the lock, with the following $sort as
+     * the order the planner may provide. */
+    bson_t match, sort;
+    bool first_is_match, has_sort;
     emu_filter_t *f = NULL;
-    bool first_is_match = false;
-    if (bson_iter_next(&first) && BSON_ITER_HOLDS_DOCUMENT(&first) &&
-        bson_iter_recurse(&first, &arg) && bson_iter_next(&arg) &&
-        strcmp(bson_iter_key(&arg), "$match") == 0) {
-        bson_t spec;
-        if (!stage_doc(&arg, "$match", &spec, err) || !(f = emu_filter_new(&spec, err)))
-            return false;
-        first_is_match = true;
-    }
+    if (!pipeline_query(&stages, &match, &first_is_match, &sort, &has_sort, err) ||
+        (first_is_match && !(f = emu_filter_new(&match, err))))
+        return false;
     emu_store_rdlock();
     emu_coll_t *coll = emu_store_coll(c->db, name, false);
     if (coll)
-        collect(coll, NULL, f, &dv);
+        collect(coll, first_is_match ? &match : NULL, f, has_sort ? &sort : NULL, &dv);
     emu_store_unlock();
     emu_filter_destroy(f);
 

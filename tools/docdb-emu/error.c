@@ -39,6 +39,8 @@ emu_code_name(int code)
         return "AuthenticationFailed";
     case 26:
         return "NamespaceNotFound";
+    case 27:
+        return "IndexNotFound";
     case 43:
         return "CursorNotFound";
     case 48:
@@ -49,10 +51,14 @@ emu_code_name(int code)
         return "CommandNotFound";
     case 66:
         return "ImmutableField";
+    case 67:
+        return "CannotCreateIndex";
     case 72:
         return "InvalidOptions";
     case 73:
         return "InvalidNamespace";
+    case 86:
+        return "IndexKeySpecsConflict";
     case 91:
         return "ShutdownInProgress";
     case 96:

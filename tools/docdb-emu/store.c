@@ -1,11 +1,14 @@
-/* store.c: databases, collections, documents and the _id index. Callers hold the store lock;
- * nothing here sends or parses messages. */
+/* store.c: databases, collections, documents, the _id index, and keeping the secondary
+ * indexes (index.c) in step with every write. Callers hold the store lock; nothing here sends
+ * or parses messages. */
 #include "store.h"
+#include "index.h"
 #include "query.h"
 
 #include <math.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,12 +21,14 @@ typedef struct {
 
 struct emu_coll {
     char *name;
+    char *ns; /* "db.name", for error messages */
     uint8_t uuid[16];
     emu_doc_t **docs; /* slots, NULL when deleted */
     size_t nslots, cap, live;
+    uint64_t next_seq; /* the next document's emu_doc_t.seq */
     id_entry_t *index;
     size_t index_cap, index_used; /* used counts tombstones too */
-    bson_t **indexes;             /* secondary index specs */
+    emu_index_t **indexes;        /* secondary indexes */
     size_t nindexes;
 };
 
@@ -56,6 +61,7 @@ emu_doc_new(const uint8_t *data, uint32_t len)
         return NULL;
     atomic_init(&d->refs, 1);
     d->len = len;
+    d->seq = 0;
     memcpy(d->data, data, len);
     return d;
 }
@@ -238,12 +244,18 @@ emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err)
         bson_append_value(&idonly, "_id", 3, &id);
         char *idjson = bson_as_relaxed_extended_json(&idonly, NULL);
         emu_error_set(err, EMU_DUPLICATE_KEY,
-                      "E11000 duplicate key error collection: %s index: _id_ dup key: %s", c->name,
+                      "E11000 duplicate key error collection: %s index: _id_ dup key: %s", c->ns,
                       idjson ? idjson : "?");
         bson_free(idjson);
         bson_destroy(&idonly);
         emu_doc_unref(doc);
         return false;
+    }
+    for (size_t i = 0; i < c->nindexes; i++) {
+        if (!emu_index_check_unique(c->indexes[i], doc, NULL, c->ns, err)) {
+            emu_doc_unref(doc);
+            return false;
+        }
     }
     if (c->nslots == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
@@ -251,19 +263,34 @@ emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err)
     }
     if (c->nslots >= UINT32_MAX - 1)
         abort();
+    doc->seq = c->next_seq++;
     c->docs[c->nslots] = doc;
     c->live++;
     index_put(c, h, c->nslots);
     c->nslots++;
+    for (size_t i = 0; i < c->nindexes; i++)
+        emu_index_add(c->indexes[i], doc);
     return true;
 }
 
-void
-emu_coll_replace(emu_coll_t *c, size_t slot, emu_doc_t *doc)
+bool
+emu_coll_replace(emu_coll_t *c, size_t slot, emu_doc_t *doc, emu_error_t *err)
 {
     emu_doc_t *old = c->docs[slot];
+    for (size_t i = 0; i < c->nindexes; i++) {
+        if (!emu_index_check_unique(c->indexes[i], doc, old, c->ns, err)) {
+            emu_doc_unref(doc);
+            return false;
+        }
+    }
+    doc->seq = old->seq;
+    for (size_t i = 0; i < c->nindexes; i++) {
+        emu_index_remove(c->indexes[i], old);
+        emu_index_add(c->indexes[i], doc);
+    }
     c->docs[slot] = doc;
     emu_doc_unref(old);
+    return true;
 }
 
 void
@@ -277,6 +304,8 @@ emu_coll_remove(emu_coll_t *c, size_t slot)
         if (i != SIZE_MAX)
             c->index[i].slot1 = TOMB;
     }
+    for (size_t i = 0; i < c->nindexes; i++)
+        emu_index_remove(c->indexes[i], c->docs[slot]);
     emu_doc_unref(c->docs[slot]);
     c->docs[slot] = NULL;
     c->live--;
@@ -303,6 +332,12 @@ const char *
 emu_coll_name(const emu_coll_t *c)
 {
     return c->name;
+}
+
+const char *
+emu_coll_ns(const emu_coll_t *c)
+{
+    return c->ns;
 }
 
 const uint8_t *
@@ -335,45 +370,89 @@ emu_coll_nindexes(const emu_coll_t *c)
     return c->nindexes;
 }
 
-const bson_t *
+const emu_index_t *
 emu_coll_index(const emu_coll_t *c, size_t i)
 {
     return c->indexes[i];
 }
 
-bool
-emu_coll_add_index(emu_coll_t *c, const bson_t *spec, const char *name, const bson_t *key)
+static size_t
+find_index(const emu_coll_t *c, const char *name)
 {
     for (size_t i = 0; i < c->nindexes; i++) {
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, c->indexes[i], "name") &&
-            strcmp(bson_iter_utf8(&it, NULL), name) == 0) {
-            bson_iter_t k;
-            const uint8_t *data;
-            uint32_t len;
-            bson_t existing;
-            if (!bson_iter_init_find(&k, c->indexes[i], "key"))
-                return false;
-            bson_iter_document(&k, &len, &data);
-            return bson_init_static(&existing, data, len) && bson_equal(&existing, key);
+        if (strcmp(emu_index_name(c->indexes[i]), name) == 0)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+bool
+emu_coll_add_index(emu_coll_t *c, const bson_t *spec, emu_error_t *err)
+{
+    emu_index_t *ix = emu_index_new(spec, err);
+    if (!ix)
+        return false;
+    size_t i = find_index(c, emu_index_name(ix));
+    if (i != SIZE_MAX) {
+        bson_t a, b;
+        emu_index_key(ix, &a);
+        emu_index_key(c->indexes[i], &b);
+        bool same = bson_equal(&a, &b);
+        if (!same)
+            emu_error_set(err, EMU_INDEX_KEY_SPECS_CONFLICT,
+                          "An existing index has the same name as the requested index. "
+                          "Requested index: %s",
+                          emu_index_name(ix));
+        emu_index_destroy(ix);
+        return same;
+    }
+    /* Documents go in in insertion order, so a unique index reports the later duplicate. */
+    for (size_t s = 0; s < c->nslots; s++) {
+        if (!c->docs[s])
+            continue;
+        if (!emu_index_check_unique(ix, c->docs[s], NULL, c->ns, err)) {
+            emu_index_destroy(ix);
+            return false;
         }
+        emu_index_add(ix, c->docs[s]);
     }
     c->indexes = xrealloc(c->indexes, (c->nindexes + 1) * sizeof *c->indexes);
-    c->indexes[c->nindexes++] = bson_copy(spec);
+    c->indexes[c->nindexes++] = ix;
     return true;
+}
+
+bool
+emu_coll_drop_index(emu_coll_t *c, const char *name)
+{
+    size_t i = find_index(c, name);
+    if (i == SIZE_MAX)
+        return false;
+    emu_index_destroy(c->indexes[i]);
+    memmove(c->indexes + i, c->indexes + i + 1, (c->nindexes - i - 1) * sizeof *c->indexes);
+    c->nindexes--;
+    return true;
+}
+
+void
+emu_coll_drop_indexes(emu_coll_t *c)
+{
+    for (size_t i = 0; i < c->nindexes; i++)
+        emu_index_destroy(c->indexes[i]);
+    c->nindexes = 0;
 }
 
 static void
 coll_destroy(emu_coll_t *c)
 {
     for (size_t i = 0; i < c->nindexes; i++)
-        bson_destroy(c->indexes[i]);
+        emu_index_destroy(c->indexes[i]);
     free(c->indexes);
     for (size_t s = 0; s < c->nslots; s++)
         emu_doc_unref(c->docs[s]);
     free(c->docs);
     free(c->index);
     free(c->name);
+    free(c->ns);
     free(c);
 }
 
@@ -421,6 +500,10 @@ emu_store_coll(const char *dbname, const char *name, bool create)
     c = calloc(1, sizeof *c);
     if (!c || !(c->name = strdup(name)))
         abort();
+    size_t nslen = strlen(dbname) + 1 + strlen(name) + 1;
+    if (!(c->ns = malloc(nslen)))
+        abort();
+    snprintf(c->ns, nslen, "%s.%s", dbname, name);
     RAND_bytes(c->uuid, 16);
     c->uuid[6] = (uint8_t)((c->uuid[6] & 0x0f) | 0x40); /* UUID version 4 */
     c->uuid[8] = (uint8_t)((c->uuid[8] & 0x3f) | 0x80);

@@ -12,6 +12,8 @@
 typedef struct emu_doc {
     atomic_int refs;
     uint32_t len;
+    uint64_t seq; /* set by the collection before it shares the document: its insertion order,
+                   * which a replacement keeps; ties in secondary indexes go by it */
     uint8_t data[];
 } emu_doc_t;
 
@@ -23,6 +25,7 @@ void emu_doc_unref(emu_doc_t *d); /* frees at zero; NULL is ignored */
 void emu_doc_view(const emu_doc_t *d, bson_t *view);
 
 typedef struct emu_coll emu_coll_t;
+typedef struct emu_index emu_index_t;
 
 void emu_store_init(void);
 void emu_store_cleanup(void);
@@ -47,6 +50,7 @@ void emu_store_each_db(void (*fn)(const char *name, uint64_t bytes, void *ctx), 
 void emu_store_each_coll(const char *db, void (*fn)(const emu_coll_t *c, void *ctx), void *ctx);
 
 const char *emu_coll_name(const emu_coll_t *c);
+const char *emu_coll_ns(const emu_coll_t *c);      /* "db.name" */
 const uint8_t *emu_coll_uuid(const emu_coll_t *c); /* 16 bytes */
 /* Live documents. */
 size_t emu_coll_count(const emu_coll_t *c);
@@ -55,23 +59,32 @@ size_t emu_coll_slots(const emu_coll_t *c);
 emu_doc_t *emu_coll_at(const emu_coll_t *c, size_t slot);
 /* The slot of the document whose _id equals id (MongoDB equality), or SIZE_MAX. */
 size_t emu_coll_find_id(const emu_coll_t *c, const bson_value_t *id);
-/* Inserts doc (which must have an _id), taking over the caller's reference; code 11000
- * DuplicateKey when the _id exists (the reference is then released). */
+/* Inserts doc (which must have an _id), taking over the caller's reference, and adds it to every
+ * secondary index; code 11000 DuplicateKey when the _id or a unique index's key exists (the
+ * reference is then released and nothing changes). */
 bool emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err);
-/* Replaces the document in slot (the _id must be equal), taking over the reference. */
-void emu_coll_replace(emu_coll_t *c, size_t slot, emu_doc_t *doc);
+/* Replaces the document in slot (the _id must be equal), taking over the reference; code 11000
+ * when a unique index's key would be duplicated (the reference is then released and the old
+ * document stays). */
+bool emu_coll_replace(emu_coll_t *c, size_t slot, emu_doc_t *doc, emu_error_t *err);
 /* Deletes the document in slot. Slots stay valid until emu_coll_compact. */
 void emu_coll_remove(emu_coll_t *c, size_t slot);
-/* Reclaims deleted slots when they are many; renumbers slots. */
+/* Reclaims deleted slots when they are many; renumbers slots (indexes point at documents, not
+ * slots, so they stay as they are). */
 void emu_coll_compact(emu_coll_t *c);
 
-/* Secondary index specifications ({v, key, name, ...}) recorded by createIndexes. They are
- * metadata only: queries scan, and unique is not enforced (docs/test-server.md). */
+/* Secondary indexes (index.h), in creation order; `_id_` is not among them. */
 size_t emu_coll_nindexes(const emu_coll_t *c);
-const bson_t *emu_coll_index(const emu_coll_t *c, size_t i);
-/* Adds spec (copied) unless an index of that name exists; false when that index has another
- * key (the caller answers code 86). */
-bool emu_coll_add_index(emu_coll_t *c, const bson_t *spec, const char *name, const bson_t *key);
+const emu_index_t *emu_coll_index(const emu_coll_t *c, size_t i);
+/* Creates the index described by spec ({key, name, unique, ...}, copied) and builds it over
+ * the collection's documents. An index of that name with the same key is left as it is; with
+ * another key, code 86 IndexKeySpecsConflict. Code 11000 when a unique index meets duplicate
+ * keys (then nothing is created), 67 for a bad key pattern. */
+bool emu_coll_add_index(emu_coll_t *c, const bson_t *spec, emu_error_t *err);
+/* Drops the index named name; false when there is none. */
+bool emu_coll_drop_index(emu_coll_t *c, const char *name);
+/* Drops every secondary index. */
+void emu_coll_drop_indexes(emu_coll_t *c);
 
 /* The _id of a document view, or false when it has none. */
 bool emu_doc_id(const bson_t *doc, bson_value_t *id);
