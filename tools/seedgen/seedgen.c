@@ -167,6 +167,24 @@ fill(mongoc_collection_t *coll, uint64_t n, int batch, uint64_t nusers, bool use
     return ok;
 }
 
+/* Creates the index {updated_at: 1, _id: 1} that docs/ tell DocumentDB users to create for
+ * incremental syncs, through createIndexes on the wire, so that servers (docdb-emu included)
+ * answer the connector's incremental queries from it. */
+static bool
+create_cursor_index(mongoc_collection_t *coll)
+{
+    bson_error_t error;
+    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(mongoc_collection_get_name(coll)), "indexes",
+                           "[", "{", "key", "{", "updated_at", BCON_INT32(1), "_id", BCON_INT32(1),
+                           "}", "name", BCON_UTF8("updated_at_1__id_1"), "}", "]");
+    bool ok = mongoc_collection_command_simple(coll, cmd, NULL, NULL, &error);
+    if (!ok)
+        fprintf(stderr, "seedgen: creating the index on %s failed: %s\n",
+                mongoc_collection_get_name(coll), error.message);
+    bson_destroy(cmd);
+    return ok;
+}
+
 /* Changes n users (every k-th, deterministically): status and updated_at = now. */
 static bool
 touch(mongoc_collection_t *coll, uint64_t n, uint64_t nusers)
@@ -198,7 +216,8 @@ usage(FILE *out)
     fputs("usage: docdb-seedgen --uri URI [--database NAME] [--users N] [--orders N]\n"
           "                     [--seed S] [--batch N] [--drop] [--touch N]\n"
           "Inserts users and orders shaped like the Fivetran DocumentDB example's into\n"
-          "the database (default 'app'); the same seed gives the same documents.\n"
+          "the database (default 'app'); the same seed gives the same documents. Then\n"
+          "creates the index {updated_at: 1, _id: 1} on both, for incremental syncs.\n"
           "With --touch N, inserts nothing and instead changes N of the --users users\n"
           "(status and updated_at = now), as an application would between two syncs.\n",
           out);
@@ -303,8 +322,12 @@ main(int argc, char **argv)
         ok = touch(users, ntouch, nusers);
         goto done;
     }
+    /* Indexes are created after the documents, as one would load a real database: one build
+     * instead of upkeep on every insert. Empty collections are left uncreated. */
     ok = fill(users, nusers, (int)batch, nusers, true) &&
-         fill(orders, norders, (int)batch, nusers, false);
+         fill(orders, norders, (int)batch, nusers, false) &&
+         (nusers == 0 || create_cursor_index(users)) &&
+         (norders == 0 || create_cursor_index(orders));
     if (ok)
         printf("seedgen: %llu users and %llu orders in database '%s'\n", (unsigned long long)nusers,
                (unsigned long long)norders, db);
