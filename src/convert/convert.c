@@ -108,7 +108,9 @@ shortest_double(double d, char *out)
             double x = a * pow10[k];
             if (x >= 1e15) /* at most 15 significant digits, as %.15g */
                 break;
-            double m = floor(x + 0.5);
+            /* floor(x + 0.5) for 0 <= x < 1e15, without a libm call: the conversion
+             * truncates, exactly, since the value fits in 64 bits. */
+            double m = (double)(uint64_t)(x + 0.5);
             if (m / pow10[k] == a && m >= 1) {
                 char digits[24];
                 int len = 0;

@@ -54,27 +54,9 @@ dc_buf_reserve(dc_buf_t *b, size_t extra)
 }
 
 void
-dc_buf_append(dc_buf_t *b, const void *data, size_t n)
-{
-    reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void
 dc_buf_append_str(dc_buf_t *b, const char *s)
 {
     dc_buf_append(b, s, strlen(s));
-}
-
-void
-dc_buf_append_char(dc_buf_t *b, char c)
-{
-    reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void

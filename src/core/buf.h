@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     char *data; /* NUL-terminated when len > 0 or after any append */
@@ -15,11 +16,30 @@ typedef struct {
 void dc_buf_init(dc_buf_t *b);
 void dc_buf_cleanup(dc_buf_t *b);
 void dc_buf_reset(dc_buf_t *b); /* len = 0, keeps the memory */
-void dc_buf_append(dc_buf_t *b, const void *data, size_t n);
 /* Makes room for extra more bytes (and the NUL) after len, for a caller writing in place. */
 void dc_buf_reserve(dc_buf_t *b, size_t extra);
 void dc_buf_append_str(dc_buf_t *b, const char *s);
-void dc_buf_append_char(dc_buf_t *b, char c);
+
+/* Inline: the converters append a few bytes at a time, millions of times per sync. */
+static inline void
+dc_buf_append(dc_buf_t *b, const void *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap)
+        dc_buf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void
+dc_buf_append_char(dc_buf_t *b, char c)
+{
+    if (b->len + 2 > b->cap)
+        dc_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
 void dc_buf_printf(dc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Length of the valid UTF-8 sequence at s (n > 0 bytes available; RFC 3629: no overlongs, no

@@ -663,7 +663,8 @@ write_row(run_t *r, dc_value_t *values, size_t ncols, dc_error_t *err)
     r->total->upserts++;
     if (++r->since_checkpoint >= (uint64_t)r->o->cfg->checkpoint_interval && !checkpoint(r, err))
         return false;
-    progress(r, false);
+    if ((r->stats->records & 1023) == 0)
+        progress(r, false);
     return true;
 }
 

@@ -224,7 +224,7 @@ dc_records_reset(dc_records_t *r)
 
 void
 dc_records_add_upsert(dc_records_t *r, const char *table, const dc_table_t *t, const bool *selected,
-                      const dc_value_t *values)
+                      const size_t *key_len, const dc_value_t *values)
 {
     if (r->lens_cap < t->ncols) {
         r->lens_cap = t->ncols * 2;
@@ -238,7 +238,7 @@ dc_records_add_upsert(dc_records_t *r, const char *table, const dc_table_t *t, c
         if (selected && !selected[i])
             continue;
         size_t vlen = value_len(&values[i]);
-        size_t entry = len_field(strlen(t->cols[i].name)) + len_field(vlen);
+        size_t entry = len_field(key_len ? key_len[i] : strlen(t->cols[i].name)) + len_field(vlen);
         r->lens[i] = vlen;
         rec += len_field(entry);
     }
@@ -252,7 +252,7 @@ dc_records_add_upsert(dc_records_t *r, const char *table, const dc_table_t *t, c
         if (selected && !selected[i])
             continue;
         const char *key = t->cols[i].name;
-        size_t klen = strlen(key), vlen = r->lens[i];
+        size_t klen = key_len ? key_len[i] : strlen(key), vlen = r->lens[i];
         *p++ = TAG(F_RECORD_DATA, WT_LEN);
         p = put_varint(p, len_field(klen) + len_field(vlen));
         p = put_len_field(p, F_ENTRY_KEY, key, klen);

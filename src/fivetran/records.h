@@ -27,9 +27,10 @@ void dc_records_cleanup(dc_records_t *r);
 void dc_records_reset(dc_records_t *r);
 
 /* Appends an UPSERT Record of table `table` whose data holds the columns of t that selected
- * marks (all when selected is NULL), keyed by column name, with values[i] for column i. */
+ * marks (all when selected is NULL), keyed by column name (of length key_len[i], or strlen
+ * when key_len is NULL), with values[i] for column i. */
 void dc_records_add_upsert(dc_records_t *r, const char *table, const dc_table_t *t,
-                           const bool *selected, const dc_value_t *values);
+                           const bool *selected, const size_t *key_len, const dc_value_t *values);
 
 /* The bytes that come before the body to make an UpdateResponse{records: Records{...}}:
  * writes them into hdr (at most 11 bytes) and returns their length. */

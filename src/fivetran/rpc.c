@@ -393,6 +393,7 @@ typedef struct {
     const dc_table_t *cols_for;
     size_t cols_n;
     bool *selected;
+    size_t *key_len; /* the length of each column's name */
     size_t selected_cap;
 } record_sink_t;
 
@@ -416,6 +417,7 @@ rs_close(dc_sink_t *sink)
     record_sink_t *s = (record_sink_t *)sink;
     dc_records_cleanup(&s->batch);
     free(s->selected);
+    free(s->key_len);
 }
 
 static bool
@@ -453,15 +455,18 @@ rs_upsert(dc_sink_t *sink, const dc_table_t *t, const dc_value_t *values, dc_err
         if (s->selected_cap < t->ncols) {
             s->selected_cap = t->ncols * 2;
             s->selected = realloc(s->selected, s->selected_cap * sizeof *s->selected);
-            if (!s->selected)
+            s->key_len = realloc(s->key_len, s->selected_cap * sizeof *s->key_len);
+            if (!s->selected || !s->key_len)
                 abort();
         }
-        for (size_t i = 0; i < t->ncols; i++)
+        for (size_t i = 0; i < t->ncols; i++) {
             s->selected[i] = include_column(s->selection, t->source, t->cols[i].name);
+            s->key_len[i] = strlen(t->cols[i].name);
+        }
         s->cols_for = t;
         s->cols_n = t->ncols;
     }
-    dc_records_add_upsert(&s->batch, t->source, t, s->selected, values);
+    dc_records_add_upsert(&s->batch, t->source, t, s->selected, s->key_len, values);
     if (s->batch.n == BATCH_RECORDS || s->batch.body.len >= BATCH_BYTES)
         return flush(s, err);
     return true;

@@ -519,11 +519,36 @@ done:
 
 /* ---- Schema ------------------------------------------------------------------------------ */
 
+/* Formats now as "YYYY-MM-DDTHH:MM:SS.mmmZ" into s->synced (the date part once a second). */
+static void
+format_synced(sq_t *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != s->synced_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        s->synced_len = strftime(s->synced, sizeof s->synced - 6, "%Y-%m-%dT%H:%M:%S", &tm);
+        s->synced_sec = ts.tv_sec;
+    }
+    int ms = (int)(ts.tv_nsec / 1000000);
+    char *p = s->synced + s->synced_len;
+    p[0] = '.';
+    p[1] = (char)('0' + ms / 100);
+    p[2] = (char)('0' + ms / 10 % 10);
+    p[3] = (char)('0' + ms % 10);
+    p[4] = 'Z';
+    p[5] = '\0';
+}
+
 static bool
 ensure_txn(sq_t *s, dc_error_t *err)
 {
     if (!sqlite3_get_autocommit(s->db))
         return true;
+    /* The rows of one transaction share their _fivetran_synced: the clock is read once per
+     * checkpoint, not once per row. */
+    format_synced(s);
     return step_once(s, s->begin, "cannot begin a transaction", err);
 }
 
@@ -794,28 +819,6 @@ sq_apply_table(dc_sink_t *base, const dc_table_t *t, dc_error_t *err)
     return exec(s, "RELEASE " SAVEPOINT, "cannot finish a schema change", err);
 }
 
-/* Formats now as "YYYY-MM-DDTHH:MM:SS.mmmZ" into s->synced (the date part once a second). */
-static void
-format_synced(sq_t *s)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != s->synced_sec) {
-        struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
-        s->synced_len = strftime(s->synced, sizeof s->synced - 6, "%Y-%m-%dT%H:%M:%S", &tm);
-        s->synced_sec = ts.tv_sec;
-    }
-    int ms = (int)(ts.tv_nsec / 1000000);
-    char *p = s->synced + s->synced_len;
-    p[0] = '.';
-    p[1] = (char)('0' + ms / 100);
-    p[2] = (char)('0' + ms / 10 % 10);
-    p[3] = (char)('0' + ms % 10);
-    p[4] = 'Z';
-    p[5] = '\0';
-}
-
 static bool
 sq_upsert(dc_sink_t *base, const dc_table_t *t, const dc_value_t *values, dc_error_t *err)
 {
@@ -874,7 +877,6 @@ sq_upsert(dc_sink_t *base, const dc_table_t *t, const dc_value_t *values, dc_err
     }
     if (rc != SQLITE_OK)
         return fail(s, err, "cannot bind a value for table '%s'", t->name);
-    format_synced(s);
     sqlite3_bind_text(st, (int)t->ncols + 1, s->synced, (int)s->synced_len + 5, SQLITE_STATIC);
     bool ok = sqlite3_step(st) == SQLITE_DONE || fail(s, err, "cannot upsert into '%s'", t->name);
     sqlite3_reset(st);

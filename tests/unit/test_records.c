@@ -166,8 +166,11 @@ same_bytes_as_protobuf_c(void **state)
     /* Columns 1 and 11 deselected in the second pass. */
     for (int pass = 0; pass < 2; pass++) {
         bool selected[NCOLS];
-        for (int i = 0; i < NCOLS; i++)
+        size_t klen[NCOLS];
+        for (int i = 0; i < NCOLS; i++) {
             selected[i] = !(pass == 1 && (i == 1 || i == 11));
+            klen[i] = strlen(t.cols[i].name);
+        }
         dc_records_t r;
         dc_records_init(&r);
         dc_value_t rows[3][NCOLS];
@@ -177,7 +180,8 @@ same_bytes_as_protobuf_c(void **state)
         Google__Protobuf__Timestamp tss[3][NCOLS];
         for (int k = 0; k < 3; k++) {
             row(k, rows[k]);
-            dc_records_add_upsert(&r, "app.things", &t, pass ? selected : NULL, rows[k]);
+            dc_records_add_upsert(&r, "app.things", &t, pass ? selected : NULL, pass ? klen : NULL,
+                                  rows[k]);
             FivetranSdk__V2__Record rinit = FIVETRAN_SDK__V2__RECORD__INIT;
             recs[k] = rinit;
             recs[k].table_name = "app.things";
@@ -264,7 +268,7 @@ large_records(void **state)
     dc_records_t r;
     dc_records_init(&r);
     for (int k = 0; k < 100; k++)
-        dc_records_add_upsert(&r, "c", &t, NULL, v);
+        dc_records_add_upsert(&r, "c", &t, NULL, NULL, v);
     uint8_t hdr[11];
     size_t hlen = dc_records_header(&r, hdr);
     size_t len = hlen + r.body.len;
