@@ -2091,45 +2091,43 @@ rank_name(int rank)
     return "?";
 }
 
+/* A value as relaxed extended JSON: {"": value} without the braces and the empty key. */
+static void
+json_string(const bson_value_t *v, char *out, size_t n)
+{
+    bson_t d = BSON_INITIALIZER;
+    bson_append_value(&d, "", 0, v);
+    char *json = bson_as_relaxed_extended_json(&d, NULL);
+    const char *s = json ? strstr(json, ":") : NULL;
+    size_t len = s ? strlen(s) : 0;
+    if (s && len >= 4)
+        snprintf(out, n, "%.*s", (int)(len - 4), s + 2);
+    else
+        snprintf(out, n, "?");
+    bson_free(json);
+    bson_destroy(&d);
+}
+
 static void
 cut_string(const emu_cut_t *c, char *out, size_t n)
 {
     const bson_value_t *v = &c->value;
     if (c->rank == -1 || c->rank == 127) {
         snprintf(out, n, "%s", c->rank == -1 ? "MinKey" : "MaxKey");
-        return;
-    }
-    if (c->edge != 0) {
+    } else if (c->edge != 0) {
         snprintf(out, n, "<%s %s>", c->edge < 0 ? "min" : "max", rank_name(c->rank));
-        return;
-    }
-    switch (v->value_type) {
-    case BSON_TYPE_DATE_TIME:
+    } else if (v->value_type == BSON_TYPE_DATE_TIME) {
         snprintf(out, n, "new Date(%" PRId64 ")", v->value.v_datetime);
-        return;
-    case BSON_TYPE_NULL:
-        snprintf(out, n, "null");
-        return;
-    case BSON_TYPE_OID: {
+    } else if (v->value_type == BSON_TYPE_OID) {
         char hex[25];
         bson_oid_to_string(&v->value.v_oid, hex);
         snprintf(out, n, "ObjectId('%s')", hex);
-        return;
-    }
-    default: {
-        /* {"": value} as relaxed JSON, without the braces and the empty key. */
-        bson_t d = BSON_INITIALIZER;
-        bson_append_value(&d, "", 0, v);
-        char *json = bson_as_relaxed_extended_json(&d, NULL);
-        const char *s = json ? strstr(json, ":") : NULL;
-        size_t len = s ? strlen(s) : 0;
-        if (s && len >= 4)
-            snprintf(out, n, "%.*s", (int)(len - 4), s + 2);
-        else
-            snprintf(out, n, "?");
-        bson_free(json);
-        bson_destroy(&d);
-    }
+    } else if (v->value_type == BSON_TYPE_DOUBLE && isnan(v->value.v_double)) {
+        snprintf(out, n, "nan"); /* mongod prints NaN and the infinities bare */
+    } else if (v->value_type == BSON_TYPE_DOUBLE && isinf(v->value.v_double)) {
+        snprintf(out, n, "%s", v->value.v_double < 0 ? "-inf" : "inf");
+    } else {
+        json_string(v, out, n);
     }
 }
 
