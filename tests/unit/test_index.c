@@ -700,7 +700,8 @@ test_planner_matches_scan(void **state)
     emu_store_cleanup();
 }
 
-/* A sort the index gives is planned on the index, forward or backward, even without bounds. */
+/* A sort the index gives is planned on the index, forward or backward, even without bounds; a
+ * bounded scan that must be sorted anyway and would visit much of the collection is not. */
 static void
 test_planner_sort(void **state)
 {
@@ -708,29 +709,40 @@ test_planner_sort(void **state)
     emu_error_t err = {0};
     emu_store_init();
     emu_coll_t *coll = emu_store_coll("t", "s", true);
-    for (int i = 0; i < 50; i++)
+    for (int i = 0; i < 50 * (int)NVALUES; i++)
         assert_true(emu_coll_insert(coll, doc_from(make_doc(i, (size_t)i % NVALUES)), &err));
     bson_t *spec = parse_json("{\"key\": {\"a\": 1, \"_id\": -1}, \"name\": \"a_1__id_-1\"}");
     assert_true(emu_coll_add_index(coll, spec, &err));
     static const struct {
-        const char *sort;
+        const char *filter, *sort;
         emu_plan_kind_t kind;
         bool reverse, sorted;
     } cases[] = {
-        {"{\"a\": 1}", EMU_PLAN_IXSCAN, false, true},
-        {"{\"a\": -1, \"_id\": 1}", EMU_PLAN_IXSCAN, true, true},
-        {"{\"a\": 1, \"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
-        {"{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
+        {NULL, "{\"a\": 1}", EMU_PLAN_IXSCAN, false, true},
+        {NULL, "{\"a\": -1, \"_id\": 1}", EMU_PLAN_IXSCAN, true, true},
+        {NULL, "{\"a\": 1, \"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
+        {NULL, "{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
+        {"{\"a\": {\"$gt\": 1}}", "{\"a\": -1}", EMU_PLAN_IXSCAN, true, true},
+        {"{\"a\": \"b\"}", "{\"_id\": 1}", EMU_PLAN_IXSCAN, false, false},
+        {"{\"a\": {\"$ne\": \"b\"}}", "{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
+        {"{\"a\": {\"$ne\": \"b\"}}", NULL, EMU_PLAN_IXSCAN, false, true},
+        {"{\"_id\": 7}", "{\"a\": 1}", EMU_PLAN_IDHACK, false, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        bson_t *sort = parse_json(cases[i].sort);
+        bson_t *sort = cases[i].sort ? parse_json(cases[i].sort) : NULL;
+        bson_t *q = cases[i].filter ? parse_json(cases[i].filter) : NULL;
+        emu_filter_t *f = q ? emu_filter_new(q, &err) : NULL;
         emu_plan_t p;
-        emu_plan_choose(&p, coll, NULL, NULL, sort);
+        emu_plan_choose(&p, coll, q, f, sort);
         if (p.kind != cases[i].kind || p.reverse != cases[i].reverse || p.sorted != cases[i].sorted)
-            fail_msg("sort %s: kind %d reverse %d sorted %d", cases[i].sort, p.kind, p.reverse,
-                     p.sorted);
+            fail_msg("filter %s sort %s: kind %d reverse %d sorted %d", cases[i].filter,
+                     cases[i].sort, p.kind, p.reverse, p.sorted);
         emu_plan_cleanup(&p);
-        bson_destroy(sort);
+        emu_filter_destroy(f);
+        if (q)
+            bson_destroy(q);
+        if (sort)
+            bson_destroy(sort);
     }
     bson_destroy(spec);
     emu_store_cleanup();

@@ -1,7 +1,8 @@
 /* plan.c: the query planner: _id equality through the _id index, else the usable secondary index
  * whose first field the filter bounds most tightly (preferring one whose order is the sort),
- * else an index whose order is the sort, else a collection scan. The index only narrows the
- * candidates: every candidate still goes through the full filter. */
+ * else an index whose order is the sort, else a collection scan; a bounded index scan that
+ * still needs sorting and would visit a large part of the collection becomes a collection
+ * scan. The index only narrows the candidates: every one still goes through the full filter. */
 #include "plan.h"
 
 #include <string.h>
@@ -9,6 +10,10 @@
 /* When several indexes are bounded, each is judged by the entries in its bounds, counted up to
  * this many: enough to tell a selective index from a poor one, cheap next to a query. */
 #define ESTIMATE_CAP 10000
+/* An index scan that must be sorted anyway is dropped for a collection scan when its bounds
+ * hold at least this fraction of the documents: walking the tree costs more per document than
+ * walking the slots, and the natural order is often the sort wanted (_id order). */
+#define SCAN_FRACTION 4
 
 bool
 emu_plan_id_equality(const bson_t *filter, bson_value_t *id)
@@ -59,11 +64,25 @@ sort_direction(const emu_index_t *ix, const bson_t *sort)
     return rel;
 }
 
+typedef struct {
+    size_t n, cap;
+} counter_t;
+
 static bool
 count_capped(emu_doc_t *doc, void *ctx)
 {
+    counter_t *c = ctx;
     (void)doc;
-    return ++*(size_t *)ctx < ESTIMATE_CAP;
+    return ++c->n < c->cap;
+}
+
+/* The entries in b, counted up to cap. */
+static size_t
+estimate(const emu_index_t *ix, const emu_bounds_t *b, size_t cap)
+{
+    counter_t c = {0, cap};
+    emu_index_scan(ix, b, false, count_capped, &c);
+    return c.n;
 }
 
 void
@@ -102,9 +121,7 @@ emu_plan_choose(emu_plan_t *p, const emu_coll_t *coll, const bson_t *filter, con
             }
             continue;
         }
-        size_t est = 0;
-        if (nusable > 1)
-            emu_index_scan(ix, &b, false, count_capped, &est);
+        size_t est = nusable > 1 ? estimate(ix, &b, ESTIMATE_CAP) : 0;
         bool better = p->kind != EMU_PLAN_IXSCAN || best_est == SIZE_MAX || est < best_est ||
                       (est == best_est && dir && !best_dir);
         if (!better) {
@@ -119,9 +136,17 @@ emu_plan_choose(emu_plan_t *p, const emu_coll_t *coll, const bson_t *filter, con
         best_est = est;
         best_dir = dir;
     }
-    if (p->kind == EMU_PLAN_IXSCAN) {
-        p->reverse = best_dir < 0;
-        p->sorted = !want_sort || best_dir != 0;
+    if (p->kind != EMU_PLAN_IXSCAN)
+        return;
+    p->reverse = best_dir < 0;
+    p->sorted = !want_sort || best_dir != 0;
+    if (!p->sorted) {
+        size_t cap = emu_coll_count(coll) / SCAN_FRACTION + 1;
+        if (estimate(p->ix, &p->bounds, cap) >= cap) {
+            emu_plan_cleanup(p);
+            p->ix = NULL;
+            p->reverse = false;
+        }
     }
 }
 
