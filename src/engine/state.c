@@ -30,6 +30,8 @@ table_cleanup(dc_table_state_t *t)
         bson_value_destroy(&t->last_id);
     if (t->has_cursor_id)
         bson_value_destroy(&t->cursor_id);
+    if (t->has_max_id)
+        bson_value_destroy(&t->max_id);
     memset(t, 0, sizeof *t);
 }
 
@@ -148,6 +150,12 @@ parse_table(const char *source, bson_iter_t *it, const char *origin, dc_state_t 
         } else if (strcmp(k, "cursor") == 0 && BSON_ITER_HOLDS_DATE_TIME(&f)) {
             t->has_cursor = true;
             t->cursor_ms = bson_iter_date_time(&f);
+        } else if (strcmp(k, "max_id") == 0) {
+            dc_state_set_id(&t->max_id, &t->has_max_id, bson_iter_value(&f));
+        } else if (strcmp(k, "undated") == 0 &&
+                   (BSON_ITER_HOLDS_INT32(&f) || BSON_ITER_HOLDS_INT64(&f)) &&
+                   bson_iter_as_int64(&f) >= 0) {
+            t->undated = bson_iter_as_int64(&f);
         } else if (strcmp(k, "snapshot_cursor") == 0 && BSON_ITER_HOLDS_DATE_TIME(&f)) {
             t->has_snapshot_cursor = true;
             t->snapshot_cursor_ms = bson_iter_date_time(&f);
@@ -314,6 +322,10 @@ dc_state_to_json(const dc_state_t *st)
             BSON_APPEND_DATE_TIME(&t, "cursor", e->cursor_ms);
         if (e->has_cursor_id)
             BSON_APPEND_VALUE(&t, "cursor_id", &e->cursor_id);
+        if (e->has_max_id)
+            BSON_APPEND_VALUE(&t, "max_id", &e->max_id);
+        if (e->undated)
+            BSON_APPEND_INT64(&t, "undated", e->undated);
         bson_append_document_end(&tables, &t);
     }
     bson_append_document_end(&doc, &tables);

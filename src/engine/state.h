@@ -28,6 +28,14 @@ typedef struct {
     int64_t cursor_ms;
     bool has_cursor_id;
     bson_value_t cursor_id;
+    /* Documents whose cursor field is missing or not a date are invisible to incremental
+     * reads: the full read takes them, and each sync then reads those with an _id after
+     * max_id (new ones), so undated documents inserted later arrive too. undated counts the
+     * ones synced. Without max_id (a state from before it, or the seed's) the next sync reads
+     * every undated document once. */
+    bool has_max_id;
+    bson_value_t max_id;
+    int64_t undated;
 } dc_table_state_t;
 
 typedef struct {

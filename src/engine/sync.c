@@ -200,6 +200,61 @@ append_after(bson_t * or, uint32_t *k, const char *path, const bson_value_t *v)
     }
 }
 
+/* Whether a sorts after b in MongoDB's order, as far as this can tell without a server:
+ * different types by their canonical rank; ObjectIds, strings (binary order, the default
+ * collation) and 32/64-bit integers by value. Other pairs answer false (the caller then
+ * keeps what it has, which is always safe). */
+static bool
+id_after(const bson_value_t *a, const bson_value_t *b)
+{
+    int ra = rank_of(a->value_type), rb = rank_of(b->value_type);
+    if (ra != rb)
+        return ra > rb;
+    bool ai = a->value_type == BSON_TYPE_INT32 || a->value_type == BSON_TYPE_INT64;
+    bool bi = b->value_type == BSON_TYPE_INT32 || b->value_type == BSON_TYPE_INT64;
+    if (ai && bi) {
+        int64_t x = a->value_type == BSON_TYPE_INT32 ? a->value.v_int32 : a->value.v_int64;
+        int64_t y = b->value_type == BSON_TYPE_INT32 ? b->value.v_int32 : b->value.v_int64;
+        return x > y;
+    }
+    if (a->value_type != b->value_type)
+        return false;
+    if (a->value_type == BSON_TYPE_OID)
+        return memcmp(a->value.v_oid.bytes, b->value.v_oid.bytes, 12) > 0;
+    if (a->value_type == BSON_TYPE_UTF8) {
+        uint32_t la = a->value.v_utf8.len, lb = b->value.v_utf8.len;
+        int c = memcmp(a->value.v_utf8.str, b->value.v_utf8.str, la < lb ? la : lb);
+        return c > 0 || (c == 0 && la > lb);
+    }
+    return false;
+}
+
+/* Undated documents after max_id: {$and: [{$or: after(max_id)}, {c: {$not: {$type:
+ * "date"}}}]}, or every undated document without max_id. */
+static void
+undated_filter(const dc_table_state_t *ts, const char *field, bson_t *filter)
+{
+    bson_t and, part, or, cond, not ;
+    uint32_t k = 0;
+    bson_init(filter);
+    BSON_APPEND_ARRAY_BEGIN(filter, "$and", &and);
+    BSON_APPEND_DOCUMENT_BEGIN(&and, "0", &part);
+    bson_append_document_begin(&part, field, -1, &cond);
+    BSON_APPEND_DOCUMENT_BEGIN(&cond, "$not", &not );
+    BSON_APPEND_UTF8(&not, "$type", "date");
+    bson_append_document_end(&cond, &not );
+    bson_append_document_end(&part, &cond);
+    bson_append_document_end(&and, &part);
+    if (ts->has_max_id) {
+        BSON_APPEND_DOCUMENT_BEGIN(&and, "1", &part);
+        BSON_APPEND_ARRAY_BEGIN(&part, "$or", & or);
+        append_after(& or, &k, "_id", &ts->max_id);
+        bson_append_array_end(&part, & or);
+        bson_append_document_end(&and, &part);
+    }
+    bson_append_array_end(filter, &and);
+}
+
 /* The full read: every document after last_id in _id order (and, with start_date, only those
  * whose cursor field is a date from start_date on, or is not a date at all). */
 static void
@@ -307,7 +362,13 @@ typedef struct {
     dc_convert_stats_t cstats;
     uint64_t since_checkpoint;
     double started, last_progress;
+    /* The highest _id the changes read saw (new documents usually arrive there): max_id moves
+     * up to it once the undated read after it is done. */
+    bool has_max_seen;
+    bson_value_t max_seen;
 } run_t;
+
+typedef enum { READ_SNAPSHOT, READ_CHANGES, READ_UNDATED } read_mode_t;
 
 static bool
 checkpoint(run_t *r, dc_error_t *err)
@@ -387,6 +448,7 @@ typedef struct {
     dc_table_t table; /* the converter's copy */
     dc_naming_t naming;
     const char *cursor_field;
+    long cursor_col; /* the column of cursor_field in table, or -1 */
     /* the converter's own */
     long *cols;
     size_t cols_cap;
@@ -490,6 +552,8 @@ convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
     }
     if (!has_id)
         return false;
+    if (changed && p->cursor_field)
+        p->cursor_col = dc_table_find_field(&p->table, p->cursor_field);
     if (changed) {
         entry_t *e = cbatch_entry(b);
         e->schema = true;
@@ -531,8 +595,7 @@ convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
             bson_destroy(&idoc);
             continue;
         }
-        if (p->cursor_field && strcmp(bson_iter_key(&it), p->cursor_field) == 0 &&
-            BSON_ITER_HOLDS_DATE_TIME(&it)) {
+        if (col == p->cursor_col && BSON_ITER_HOLDS_DATE_TIME(&it)) {
             e->has_cursor = true;
             e->cursor_ms = bson_iter_date_time(&it);
         }
@@ -576,6 +639,7 @@ pipe_open(dc_reader_t *reader, const dc_table_t *t, dc_naming_t naming, const ch
     table_copy(&p->table, t);
     p->naming = naming;
     p->cursor_field = cursor_field;
+    p->cursor_col = cursor_field ? dc_table_find_field(&p->table, cursor_field) : -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (pthread_create(&p->thread, NULL, convert_thread, p) != 0)
@@ -670,24 +734,26 @@ write_row(run_t *r, dc_value_t *values, size_t ncols, dc_error_t *err)
 
 /* Reads one phase to its end, retrying transient errors from the last document written. */
 static bool
-read_phase(run_t *r, dc_source_t *src, bool snapshot, dc_error_t *err)
+read_phase(run_t *r, dc_source_t *src, read_mode_t mode, dc_error_t *err)
 {
     const dc_config_t *cfg = r->o->cfg;
     int attempts = 0;
     for (;;) {
         bson_t filter, sort = BSON_INITIALIZER;
-        bool use_id = r->ts->has_cursor_id;
-        int64_t v = r->ts->cursor_ms;
-        if (snapshot) {
+        if (mode == READ_SNAPSHOT) {
             snapshot_filter(r->ts, cfg, &filter);
             BSON_APPEND_INT32(&sort, "_id", 1);
-        } else {
-            incremental_filter(r->ts, v, use_id, cfg->cursor_field, &filter);
+        } else if (mode == READ_CHANGES) {
+            incremental_filter(r->ts, r->ts->cursor_ms, r->ts->has_cursor_id, cfg->cursor_field,
+                               &filter);
             bson_append_int32(&sort, cfg->cursor_field, -1, 1);
+            BSON_APPEND_INT32(&sort, "_id", 1);
+        } else {
+            undated_filter(r->ts, cfg->cursor_field, &filter);
             BSON_APPEND_INT32(&sort, "_id", 1);
         }
         dc_reader_t *rd = dc_reader_open(src, r->t->source, &filter, &sort, cfg->batch_size, 0);
-        pipe_t *pipe = pipe_open(rd, r->t, r->o->naming, snapshot ? NULL : cfg->cursor_field);
+        pipe_t *pipe = pipe_open(rd, r->t, r->o->naming, cfg->cursor_field);
         const entry_t *e;
         dc_value_t *values = NULL;
         bson_value_t id;
@@ -713,12 +779,18 @@ read_phase(run_t *r, dc_source_t *src, bool snapshot, dc_error_t *err)
                 break;
             }
             /* The position moves only after the row is written. */
-            if (snapshot) {
+            if (mode == READ_SNAPSHOT) {
                 dc_state_set_id(&r->ts->last_id, &r->ts->has_last_id, &id);
+                r->ts->undated += !e->has_cursor;
+            } else if (mode == READ_UNDATED) {
+                dc_state_set_id(&r->ts->max_id, &r->ts->has_max_id, &id);
+                r->ts->undated++;
             } else if (e->has_cursor) {
                 r->ts->has_cursor = true;
                 r->ts->cursor_ms = e->cursor_ms;
                 dc_state_set_id(&r->ts->cursor_id, &r->ts->has_cursor_id, &id);
+                if (!r->has_max_seen || id_after(&id, &r->max_seen))
+                    dc_state_set_id(&r->max_seen, &r->has_max_seen, &id);
             }
             attempts = 0;
         }
@@ -777,9 +849,12 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
         dc_log(DC_LOG_INFO, "%s: full read into table %s%s", t->source, t->name,
                r.ts->has_last_id ? " (resuming)" : "");
         uint64_t before = stats->records;
-        if (!read_phase(&r, src, true, err))
+        if (!read_phase(&r, src, READ_SNAPSHOT, err))
             goto done;
         stats->snapshot_records += stats->records - before;
+        /* Undated documents from here on are new ones: their _id comes after the last. */
+        if (r.ts->has_last_id)
+            dc_state_set_id(&r.ts->max_id, &r.ts->has_max_id, &r.ts->last_id);
         r.ts->phase = DC_PHASE_INCREMENTAL;
         r.ts->has_cursor = true;
         r.ts->cursor_ms = r.ts->snapshot_cursor_ms;
@@ -793,27 +868,19 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
         r.ts->cursor_ms -= (int64_t)cfg->cursor_lookback_seconds * 1000;
         dc_state_set_id(&r.ts->cursor_id, &r.ts->has_cursor_id, NULL);
     }
-    if (!read_phase(&r, src, false, err))
+    if (!read_phase(&r, src, READ_CHANGES, err))
         goto done;
-
-    /* Documents the incremental reads cannot see. */
-    bson_t filter = BSON_INITIALIZER, cond, not ;
-    bson_append_document_begin(&filter, cfg->cursor_field, -1, &cond);
-    BSON_APPEND_DOCUMENT_BEGIN(&cond, "$not", &not );
-    BSON_APPEND_UTF8(&not, "$type", "date");
-    bson_append_document_end(&cond, &not );
-    bson_append_document_end(&filter, &cond);
-    int64_t n = 0;
-    bool counted = dc_source_count(src, t->source, &filter, &n, err);
-    bson_destroy(&filter);
-    if (!counted)
+    /* Undated documents inserted since the last sync, which the changes read cannot see. */
+    if (!read_phase(&r, src, READ_UNDATED, err))
         goto done;
-    stats->no_cursor = (uint64_t)n;
-    if (n > 0)
+    if (r.has_max_seen && (!r.ts->has_max_id || id_after(&r.max_seen, &r.ts->max_id)))
+        dc_state_set_id(&r.ts->max_id, &r.ts->has_max_id, &r.max_seen);
+    stats->no_cursor = (uint64_t)r.ts->undated;
+    if (r.ts->undated > 0)
         warn(o,
-             "%s: %lld documents have no date in '%s': the first full read synced them, but "
-             "later changes to them are not seen",
-             t->source, (long long)n, cfg->cursor_field);
+             "%s: %lld documents have no date in '%s': the full read and later syncs of new "
+             "documents took them, but later changes to them are not seen",
+             t->source, (long long)r.ts->undated, cfg->cursor_field);
     stats->invalid_utf8 = r.cstats.invalid_utf8;
     if (r.cstats.invalid_utf8)
         warn(o, "%s: %llu bytes of invalid UTF-8 replaced by U+FFFD", t->source,
@@ -823,6 +890,8 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
         goto done;
     ok = true;
 done:
+    if (r.has_max_seen)
+        bson_value_destroy(&r.max_seen);
     stats->seconds = now_s() - r.started;
     progress(&r, true);
     return ok;

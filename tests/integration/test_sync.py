@@ -232,6 +232,37 @@ class TestSync(unittest.TestCase):
         self.assertIn("3 documents have no date in 'updated_at'", r.stderr)
         r = self.synced(w)
         self.assertEqual(self.upserts(r), 0)
+        self.assertIn("3 documents have no date in 'updated_at'", r.stderr)
+
+        # Undated documents inserted later arrive too (their _id comes after the last one
+        # seen, whatever its type), and a dated insert moves that mark on.
+        self.db.loose.insert_many([{"_id": 5}, {"_id": 6, "updated_at": "soon"},
+                                   {"_id": 7, "updated_at": ts("2024-02-01T00:00:00")},
+                                   {"_id": "a string sorts after numbers"},
+                                   {"_id": bson.ObjectId(), "updated_at": 12}])
+        r = self.synced(w)
+        self.assertEqual(self.upserts(r), 5)
+        self.assertIn("7 documents have no date in 'updated_at'", r.stderr)
+        self.assertEqual(sorted(r["_id"] for r in w.rows("loose")),
+                         sorted(id_text(d["_id"]) for d in self.db.loose.find()))
+        self.assertEqual(self.upserts(self.synced(w)), 0)
+        state = w.state()["tables"]["loose"]
+        self.assertEqual(state["undated"], 7)
+        self.assertIn("$oid", state["max_id"])
+
+        # A state without the mark (an older version's, or the seed's): every undated
+        # document is read once, then the mark is back.
+        del state["max_id"], state["undated"]
+        full = w.state()
+        full["tables"]["loose"] = state
+        full["checkpoint"] += 1000  # ahead of the warehouse's copy: the file is used
+        with open(w.state_path, "w") as f:
+            json.dump(full, f)
+        r = self.synced(w)
+        self.assertEqual(self.upserts(r), 7)
+        self.assertEqual(w.state()["tables"]["loose"]["undated"], 7)
+        self.assertIn("max_id", w.state()["tables"]["loose"])
+        self.assertEqual(self.upserts(self.synced(w)), 0)
 
     def test_every_bson_type(self):
         doc = {"_id": bson.ObjectId(), "s": "text ünïcode ✓", "i32": 42, "i64": Int64(2**53 + 1),
