@@ -706,10 +706,14 @@ cmd_drop_indexes(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
             if (bson_equal(&key, &other))
                 iname = emu_index_name(emu_coll_index(coll, i));
         }
-        if (iname)
+        bson_t *id_key = BCON_NEW("_id", BCON_INT32(1));
+        if (bson_equal(&key, id_key))
+            ok = emu_error_set(err, EMU_INVALID_OPTIONS, "cannot drop _id index");
+        else if (iname)
             emu_coll_drop_index(coll, iname);
         else
             ok = emu_error_set(err, EMU_INDEX_NOT_FOUND, "can't find index with key");
+        bson_destroy(id_key);
     } else {
         ok = drop_names(coll, &it, false, err) && drop_names(coll, &it, true, err);
     }

@@ -93,12 +93,13 @@ RB_GENERATE_INTERNAL(ix_tree, ix_entry, link, entry_cmp, __attribute__((unused))
 
 /* ---- keys ---- */
 
-enum { KEY_ARRAY = 1, KEY_ALL_MISSING = 2 };
+/* What key extraction met: an array along a path, a missing field, no key field at all. */
+enum { KEY_ARRAY = 1, KEY_MISSING = 2, KEY_ALL_MISSING = 4 };
 
 /* The key of one field: the value at the dotted path, null when the path does not resolve (a
  * missing field, or a scalar where a document is needed, as the matcher sees it). Returns
- * KEY_ARRAY, with the array as the key, when an array lies along the path; 1 << 8 when
- * missing. */
+ * KEY_ARRAY, with the array as the key, when an array lies along the path; KEY_MISSING when
+ * the path does not resolve; else 0. */
 static int
 path_key(const uint8_t *data, uint32_t len, const ix_field_t *f, bson_value_t *key)
 {
@@ -110,11 +111,11 @@ path_key(const uint8_t *data, uint32_t len, const ix_field_t *f, bson_value_t *k
         uint32_t plen = f->parts[i].len;
         bool found = false;
         if (!bson_iter_init_from_data(&it, data, len))
-            return 1 << 8;
+            return KEY_MISSING;
         while (!found && bson_iter_next(&it))
             found = bson_iter_key_len(&it) == plen && memcmp(bson_iter_key(&it), part, plen) == 0;
         if (!found)
-            return 1 << 8;
+            return KEY_MISSING;
         if (BSON_ITER_HOLDS_ARRAY(&it)) {
             *key = *bson_iter_value(&it);
             return KEY_ARRAY;
@@ -124,10 +125,10 @@ path_key(const uint8_t *data, uint32_t len, const ix_field_t *f, bson_value_t *k
             return 0;
         }
         if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-            return 1 << 8;
+            return KEY_MISSING;
         bson_iter_document(&it, &len, &data);
     }
-    return 1 << 8;
+    return KEY_MISSING;
 }
 
 /* Fills keys[0..nfields) with views into doc; returns KEY_ARRAY and KEY_ALL_MISSING flags. */
@@ -138,7 +139,7 @@ extract(const emu_index_t *ix, const emu_doc_t *doc, bson_value_t *keys)
     for (int i = 0; i < ix->nfields; i++) {
         int r = path_key(doc->data, doc->len, &ix->fields[i], &keys[i]);
         flags |= r & KEY_ARRAY;
-        missing += (r >> 8) & 1;
+        missing += (r & KEY_MISSING) != 0;
     }
     if (missing == ix->nfields)
         flags |= KEY_ALL_MISSING;
