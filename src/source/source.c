@@ -318,7 +318,8 @@ produce(void *arg)
         bool more = mongoc_cursor_next(r->cursor, &doc);
         if (more) {
             if (b->len + doc->len > b->cap) {
-                b->cap = b->cap ? b->cap * 2 : 64 * 1024;
+                /* Full size at once: growing by doubling copied each chunk several times. */
+                b->cap = b->cap ? b->cap * 2 : BATCH_BYTES + 64 * 1024;
                 while (b->cap < b->len + doc->len)
                     b->cap *= 2;
                 b->data = realloc(b->data, b->cap);

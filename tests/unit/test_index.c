@@ -721,10 +721,12 @@ test_planner_sort(void **state)
         {NULL, "{\"a\": 1}", EMU_PLAN_IXSCAN, false, true},
         {NULL, "{\"a\": -1, \"_id\": 1}", EMU_PLAN_IXSCAN, true, true},
         {NULL, "{\"a\": 1, \"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
-        {NULL, "{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
+        /* ids were inserted in ascending order: natural order is _id order */
+        {NULL, "{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, true},
+        {NULL, "{\"_id\": -1}", EMU_PLAN_COLLSCAN, false, false},
         {"{\"a\": {\"$gt\": 1}}", "{\"a\": -1}", EMU_PLAN_IXSCAN, true, true},
         {"{\"a\": \"b\"}", "{\"_id\": 1}", EMU_PLAN_IXSCAN, false, false},
-        {"{\"a\": {\"$ne\": \"b\"}}", "{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, false},
+        {"{\"a\": {\"$ne\": \"b\"}}", "{\"_id\": 1}", EMU_PLAN_COLLSCAN, false, true},
         {"{\"a\": {\"$ne\": \"b\"}}", NULL, EMU_PLAN_IXSCAN, false, true},
         {"{\"_id\": 7}", "{\"a\": 1}", EMU_PLAN_IDHACK, false, true},
     };
@@ -744,6 +746,15 @@ test_planner_sort(void **state)
         if (sort)
             bson_destroy(sort);
     }
+    /* One insert out of _id order, and a sort on _id needs sorting again. */
+    assert_true(emu_coll_insert(coll, doc_from(make_doc(-1, 0)), &err));
+    bson_t *idsort = parse_json("{\"_id\": 1}");
+    emu_plan_t p;
+    emu_plan_choose(&p, coll, NULL, NULL, idsort);
+    assert_int_equal(p.kind, EMU_PLAN_COLLSCAN);
+    assert_false(p.sorted);
+    emu_plan_cleanup(&p);
+    bson_destroy(idsort);
     bson_destroy(spec);
     emu_store_cleanup();
 }

@@ -94,17 +94,41 @@ push_doc(emu_doc_t *d, void *ctx)
     return true;
 }
 
+typedef struct {
+    docvec_t *dv;
+    size_t want;
+} capped_t;
+
+/* The same, stopping once want documents are in (the plan's order is the result's). */
+static bool
+push_doc_capped(emu_doc_t *d, void *ctx)
+{
+    capped_t *c = ctx;
+    push_doc(d, c->dv);
+    return c->dv->n < c->want;
+}
+
 /* Collects references to the documents of coll matching f (NULL: all; filter is its source
  * document), in the order of the plan chosen for them and for sort (NULL: none), which is
- * natural order for a collection scan and index order for an index scan. */
-static void
+ * natural order for a collection scan and index order for an index scan. True when that order
+ * is sort's already; then at most want documents (0: all) are collected. */
+static bool
 collect(const emu_coll_t *coll, const bson_t *filter, const emu_filter_t *f, const bson_t *sort,
-        docvec_t *out)
+        size_t want, docvec_t *out)
 {
     emu_plan_t plan;
+    /* An empty filter matches everything: no document needs to be looked at. */
+    if (filter && bson_empty(filter))
+        f = NULL;
     emu_plan_choose(&plan, coll, filter, f, sort);
-    emu_plan_run(&plan, coll, f, push_doc, out);
+    capped_t cap = {out, want};
+    if (want > 0 && plan.sorted)
+        emu_plan_run(&plan, coll, f, push_doc_capped, &cap);
+    else
+        emu_plan_run(&plan, coll, f, push_doc, out);
+    bool sorted = plan.sorted;
     emu_plan_cleanup(&plan);
+    return sorted;
 }
 
 static bool
@@ -603,12 +627,15 @@ emu_cmd_find(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     }
     emu_store_rdlock();
     emu_coll_t *coll = emu_store_coll(c->db, name, false);
+    bool sorted = false;
     if (coll)
-        collect(coll, a.has_filter ? &a.filter : NULL, f, a.has_sort ? &a.sort : NULL, &dv);
+        sorted = collect(coll, a.has_filter ? &a.filter : NULL, f, a.has_sort ? &a.sort : NULL,
+                         a.limit > 0 ? (size_t)(a.skip + a.limit) : 0, &dv);
     emu_store_unlock();
     emu_filter_destroy(f);
     if (s) {
-        docvec_sort(&dv, s);
+        if (!sorted)
+            docvec_sort(&dv, s);
         emu_sort_destroy(s);
     }
     docvec_slice(&dv, a.skip, a.limit);
@@ -1248,7 +1275,7 @@ emu_cmd_aggregate(emu_cmd_t *c, bson_t *reply, emu_error_t *err)
     emu_store_rdlock();
     emu_coll_t *coll = emu_store_coll(c->db, name, false);
     if (coll)
-        collect(coll, first_is_match ? &match : NULL, f, has_sort ? &sort : NULL, &dv);
+        collect(coll, first_is_match ? &match : NULL, f, has_sort ? &sort : NULL, 0, &dv);
     emu_store_unlock();
     emu_filter_destroy(f);
 

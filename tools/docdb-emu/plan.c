@@ -85,6 +85,16 @@ estimate(const emu_index_t *ix, const emu_bounds_t *b, size_t cap)
     return c.n;
 }
 
+/* Whether sort is exactly {_id: 1}. */
+static bool
+is_id_ascending(const bson_t *sort)
+{
+    bson_iter_t it;
+    return sort && bson_iter_init(&it, sort) && bson_iter_next(&it) &&
+           strcmp(bson_iter_key(&it), "_id") == 0 && BSON_ITER_HOLDS_NUMBER(&it) &&
+           bson_iter_as_double(&it) == 1.0 && !bson_iter_next(&it);
+}
+
 void
 emu_plan_choose(emu_plan_t *p, const emu_coll_t *coll, const bson_t *filter, const emu_filter_t *f,
                 const bson_t *sort)
@@ -136,8 +146,10 @@ emu_plan_choose(emu_plan_t *p, const emu_coll_t *coll, const bson_t *filter, con
         best_est = est;
         best_dir = dir;
     }
-    if (p->kind != EMU_PLAN_IXSCAN)
+    if (p->kind != EMU_PLAN_IXSCAN) {
+        p->sorted = p->sorted || (is_id_ascending(sort) && emu_coll_id_ordered(coll));
         return;
+    }
     p->reverse = best_dir < 0;
     p->sorted = !want_sort || best_dir != 0;
     if (!p->sorted) {
@@ -146,6 +158,7 @@ emu_plan_choose(emu_plan_t *p, const emu_coll_t *coll, const bson_t *filter, con
             emu_plan_cleanup(p);
             p->ix = NULL;
             p->reverse = false;
+            p->sorted = is_id_ascending(sort) && emu_coll_id_ordered(coll);
         }
     }
 }

@@ -30,6 +30,11 @@ struct emu_coll {
     size_t index_cap, index_used; /* used counts tombstones too */
     emu_index_t **indexes;        /* secondary indexes */
     size_t nindexes;
+    /* Whether every insert so far had a greater _id than the one before (ObjectIds from one
+     * client usually do): natural order is then _id order, which a sort on {_id: 1} gets for
+     * free, as mongod gets it from its _id index. Deletes and replacements keep it. */
+    bool id_ordered;
+    emu_doc_t *max_id_doc; /* holds the greatest _id so far (a reference) */
 };
 
 typedef struct {
@@ -263,6 +268,20 @@ emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err)
     }
     if (c->nslots >= UINT32_MAX - 1)
         abort();
+    if (c->live == 0 && c->nslots == 0)
+        c->id_ordered = true;
+    if (c->id_ordered && c->max_id_doc) {
+        bson_t mview;
+        bson_value_t mid;
+        emu_doc_view(c->max_id_doc, &mview);
+        if (!emu_doc_id(&mview, &mid) || emu_value_compare(&id, &mid) <= 0)
+            c->id_ordered = false;
+    }
+    if (c->id_ordered) {
+        emu_doc_ref(doc);
+        emu_doc_unref(c->max_id_doc);
+        c->max_id_doc = doc;
+    }
     doc->seq = c->next_seq++;
     c->docs[c->nslots] = doc;
     c->live++;
@@ -433,6 +452,12 @@ emu_coll_drop_index(emu_coll_t *c, const char *name)
     return true;
 }
 
+bool
+emu_coll_id_ordered(const emu_coll_t *c)
+{
+    return c->id_ordered;
+}
+
 void
 emu_coll_drop_indexes(emu_coll_t *c)
 {
@@ -449,6 +474,7 @@ coll_destroy(emu_coll_t *c)
     free(c->indexes);
     for (size_t s = 0; s < c->nslots; s++)
         emu_doc_unref(c->docs[s]);
+    emu_doc_unref(c->max_id_doc);
     free(c->docs);
     free(c->index);
     free(c->name);

@@ -69,6 +69,8 @@ bool emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err);
 bool emu_coll_replace(emu_coll_t *c, size_t slot, emu_doc_t *doc, emu_error_t *err);
 /* Deletes the document in slot. Slots stay valid until emu_coll_compact. */
 void emu_coll_remove(emu_coll_t *c, size_t slot);
+/* Whether natural order is ascending _id order (every insert had a greater _id). */
+bool emu_coll_id_ordered(const emu_coll_t *c);
 /* Reclaims deleted slots when they are many; renumbers slots (indexes point at documents, not
  * slots, so they stay as they are). */
 void emu_coll_compact(emu_coll_t *c);
