@@ -2,7 +2,11 @@
  * converts every document into a row in memory (not timed), then times only writing those rows
  * into SQLite the fastest way we know: one prepared INSERT OR REPLACE per table into a
  * WITHOUT ROWID table, a commit every 1000 rows (the connector's checkpoint cadence), WAL and
- * synchronous=FULL (the connector's durability). Prints one JSON line per collection. */
+ * synchronous=FULL (the connector's durability). Prints one JSON line per collection.
+ *
+ * With --since-ms MS, the limit of an incremental sync instead: only the documents whose
+ * updated_at is MS or later, read in (updated_at, _id) order as the connector reads changes,
+ * upserted into the existing tables of SQLITE_PATH (a full run's database). */
 #include <mongoc/mongoc.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -55,8 +59,16 @@ decl(dc_type_t t)
 int
 main(int argc, char **argv)
 {
+    int64_t since_ms = -1;
+    if (argc > 2 && strcmp(argv[1], "--since-ms") == 0) {
+        since_ms = strtoll(argv[2], NULL, 10);
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 5) {
-        fputs("usage: docdb-sqlite-limit URI DATABASE SQLITE_PATH COLLECTION...\n", stderr);
+        fputs("usage: docdb-sqlite-limit [--since-ms MS] URI DATABASE SQLITE_PATH "
+              "COLLECTION...\n",
+              stderr);
         return 2;
     }
     mongoc_init();
@@ -76,7 +88,16 @@ main(int argc, char **argv)
         mongoc_collection_t *coll = mongoc_client_get_collection(client, argv[2], name);
         bson_t filter = BSON_INITIALIZER;
         bson_t *opts =
-            BCON_NEW("batchSize", BCON_INT32(50000), "sort", "{", "_id", BCON_INT32(1), "}");
+            since_ms < 0
+                ? BCON_NEW("batchSize", BCON_INT32(50000), "sort", "{", "_id", BCON_INT32(1), "}")
+                : BCON_NEW("batchSize", BCON_INT32(50000), "sort", "{", "updated_at", BCON_INT32(1),
+                           "_id", BCON_INT32(1), "}");
+        if (since_ms >= 0) {
+            bson_t cond;
+            BSON_APPEND_DOCUMENT_BEGIN(&filter, "updated_at", &cond);
+            BSON_APPEND_DATE_TIME(&cond, "$gte", since_ms);
+            bson_append_document_end(&filter, &cond);
+        }
         /* Pass 1: the table's columns and types, as the connector would infer them. */
         dc_table_t t;
         dc_sync_initial_table(&t, name, name);
@@ -118,16 +139,22 @@ main(int argc, char **argv)
         /* The table and its statement. */
         dc_buf_t sql;
         dc_buf_init(&sql);
-        dc_buf_printf(&sql, "DROP TABLE IF EXISTS \"%s\"; CREATE TABLE \"%s\" (", name, name);
+        if (since_ms < 0) {
+            dc_buf_printf(&sql, "DROP TABLE IF EXISTS \"%s\"; CREATE TABLE \"%s\" (", name, name);
+            for (size_t c = 0; c < t.ncols; c++)
+                dc_buf_printf(&sql, "\"%s\" %s%s, ", t.cols[c].name, decl(t.cols[c].type),
+                              c == 0 ? " PRIMARY KEY NOT NULL" : "");
+            dc_buf_append_str(&sql, "\"_fivetran_synced\" TEXT, \"_fivetran_deleted\" INTEGER) "
+                                    "WITHOUT ROWID;");
+            if (sqlite3_exec(db, sql.data, NULL, NULL, NULL) != SQLITE_OK)
+                die(db, "create");
+            dc_buf_reset(&sql);
+        }
+        /* Columns by name: an incremental run writes into the full run's table. */
+        dc_buf_printf(&sql, "INSERT OR REPLACE INTO \"%s\" (", name);
         for (size_t c = 0; c < t.ncols; c++)
-            dc_buf_printf(&sql, "\"%s\" %s%s, ", t.cols[c].name, decl(t.cols[c].type),
-                          c == 0 ? " PRIMARY KEY NOT NULL" : "");
-        dc_buf_append_str(&sql, "\"_fivetran_synced\" TEXT, \"_fivetran_deleted\" INTEGER) "
-                                "WITHOUT ROWID;");
-        if (sqlite3_exec(db, sql.data, NULL, NULL, NULL) != SQLITE_OK)
-            die(db, "create");
-        dc_buf_reset(&sql);
-        dc_buf_printf(&sql, "INSERT OR REPLACE INTO \"%s\" VALUES (", name);
+            dc_buf_printf(&sql, "\"%s\", ", t.cols[c].name);
+        dc_buf_append_str(&sql, "\"_fivetran_synced\", \"_fivetran_deleted\") VALUES (");
         for (size_t c = 0; c < t.ncols + 2; c++)
             dc_buf_append_str(&sql, c ? ", ?" : "?");
         dc_buf_append_str(&sql, ")");
