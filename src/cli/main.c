@@ -2,7 +2,6 @@
  * command does lives in its own file. */
 #include "cli/cli.h"
 
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,12 +37,6 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-    /* The read-ahead chunks and libmongoc's reply buffers are allocated and freed over and
-     * over in sizes of a MiB and more: kept in the heap instead of mmap'ed and trimmed each
-     * time, their pages are not faulted in and cleared again for every batch. The peak (the
-     * memory budget) is unchanged. */
-    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     if (argc < 2) {
         usage(stderr);
         return 2;

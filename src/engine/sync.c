@@ -459,6 +459,8 @@ typedef struct {
     pthread_cond_t cv;
     cbatch_t *queue[PIPE_DEPTH];
     size_t head, count;
+    /* A consumed batch kept for the converter to fill again, with its grown buffers. */
+    cbatch_t *spare;
     bool stop;
     /* the consumer's position */
     cbatch_t *current;
@@ -501,6 +503,32 @@ cbatch_entry(cbatch_t *b)
     entry_t *e = &b->e[b->n++];
     memset(e, 0, sizeof *e);
     return e;
+}
+
+/* An empty batch to fill: the consumed one when there is one. */
+static cbatch_t *
+cbatch_take(pipe_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    cbatch_t *b = p->spare;
+    p->spare = NULL;
+    pthread_mutex_unlock(&p->mu);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            abort();
+        return b;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->e[i].schema) {
+            dc_table_cleanup(b->e[i].table);
+            free(b->e[i].table);
+        }
+    b->n = b->nv = 0;
+    dc_buf_reset(&b->buf);
+    b->end = false;
+    memset(&b->err, 0, sizeof b->err);
+    return b;
 }
 
 static bool
@@ -610,8 +638,8 @@ convert_thread(void *arg)
     pipe_t *p = arg;
     cbatch_t *b = NULL;
     for (;;) {
-        if (!b && !(b = calloc(1, sizeof *b)))
-            abort();
+        if (!b)
+            b = cbatch_take(p);
         const bson_t *doc = dc_reader_next(p->reader, &b->err);
         if (doc && !convert_doc(p, b, doc)) {
             dc_error_set(&b->err, DC_ERR_SOURCE, "a document of %s has no _id", p->table.source);
@@ -675,10 +703,13 @@ pipe_next(pipe_t *p, dc_value_t **values, bson_value_t *id, dc_error_t *err)
             *err = b->err;
             return NULL;
         }
-        cbatch_free(b);
         p->current = NULL;
         p->next = 0;
         pthread_mutex_lock(&p->mu);
+        if (b && !p->spare)
+            p->spare = b;
+        else
+            cbatch_free(b);
         while (p->count == 0)
             pthread_cond_wait(&p->cv, &p->mu);
         p->current = p->queue[p->head];
@@ -706,6 +737,7 @@ pipe_close(pipe_t *p, dc_convert_stats_t *st)
         p->count--;
     }
     cbatch_free(p->current);
+    cbatch_free(p->spare);
     st->invalid_utf8 += p->cstats.invalid_utf8;
     dc_table_cleanup(&p->table);
     free(p->cols);

@@ -40,6 +40,10 @@ struct dc_reader {
     pthread_cond_t cv;
     batch_t *queue[QUEUE_DEPTH];
     size_t head, count;
+    /* Consumed chunks, kept for the producer to fill again: a chunk's pages are touched once,
+     * not faulted in and cleared for every chunk (under mu). */
+    batch_t *spare[2];
+    size_t nspare;
     bool stop;         /* the consumer closed the reader */
     int batch_size;    /* the server's batch size: chunks end at its batch boundaries */
     uint64_t produced; /* documents read so far */
@@ -287,6 +291,29 @@ batch_free(batch_t *b)
     }
 }
 
+/* A chunk to fill: a consumed one when there is one. */
+static batch_t *
+batch_take(dc_reader_t *r)
+{
+    batch_t *b = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->nspare > 0)
+        b = r->spare[--r->nspare];
+    pthread_mutex_unlock(&r->mu);
+    if (b) {
+        uint8_t *data = b->data;
+        size_t cap = b->cap;
+        memset(b, 0, sizeof *b);
+        b->data = data;
+        b->cap = cap;
+        return b;
+    }
+    b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    return b;
+}
+
 /* Blocks until the queue has room (or the consumer stopped); false when stopped. */
 static bool
 enqueue(dc_reader_t *r, batch_t *b)
@@ -313,8 +340,8 @@ produce(void *arg)
     batch_t *b = NULL;
     const bson_t *doc;
     for (;;) {
-        if (!b && !(b = calloc(1, sizeof *b)))
-            abort();
+        if (!b)
+            b = batch_take(r);
         bool more = mongoc_cursor_next(r->cursor, &doc);
         if (more) {
             if (b->len + doc->len > b->cap) {
@@ -399,10 +426,13 @@ dc_reader_next(dc_reader_t *r, dc_error_t *err)
                 *err = b->err;
             return NULL;
         }
-        batch_free(b);
         r->current = NULL;
         r->offset = 0;
         pthread_mutex_lock(&r->mu);
+        if (b && r->nspare < sizeof r->spare / sizeof r->spare[0])
+            r->spare[r->nspare++] = b;
+        else
+            batch_free(b);
         while (r->count == 0)
             pthread_cond_wait(&r->cv, &r->mu);
         r->current = r->queue[r->head];
@@ -440,6 +470,8 @@ dc_reader_close(dc_reader_t *r)
         r->count--;
     }
     batch_free(r->current);
+    while (r->nspare > 0)
+        batch_free(r->spare[--r->nspare]);
     mongoc_cursor_destroy(r->cursor);
     mongoc_collection_destroy(r->coll);
     pthread_cond_destroy(&r->cv);

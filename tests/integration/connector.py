@@ -6,6 +6,7 @@ import datetime
 import json
 import math
 import os
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -16,6 +17,19 @@ import pymongo
 from emu import Emu, cert
 
 CONNECTOR = os.environ.get("DOCDB_CONNECTOR", "docdb-connector")
+
+
+def kill(proc):
+    """SIGKILL proc and wait for it. libmongoc keeps counters in /dev/shm/mongoc-PID and
+    removes them at exit; a killed process cannot, and a later process given the same PID
+    then prints 'Falling back to malloc for counters' on stderr before main() runs. The
+    leftover is removed here so that later tests see clean logs."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    try:
+        os.unlink("/dev/shm/mongoc-%d" % proc.pid)
+    except FileNotFoundError:
+        pass
 PASSWORD = "p@ss:w/rd?#%+ x"  # every character a URI would need escaped
 
 

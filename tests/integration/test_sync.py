@@ -5,7 +5,6 @@ TLS trust, and dropped connections. Rows are checked in SQLite against the sourc
 import datetime
 import json
 import os
-import signal
 import time
 import unittest
 import uuid
@@ -15,7 +14,7 @@ from bson.codec_options import CodecOptions
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 
-from connector import (PASSWORD, Workdir, assert_table_equals, client, config, id_text,
+from connector import (PASSWORD, Workdir, assert_table_equals, client, config, id_text, kill,
                        start_emu)
 
 UTC = datetime.timezone.utc
@@ -210,8 +209,7 @@ class TestSync(unittest.TestCase):
             if st.get("cursor", {}).get("$date", "").startswith("2024-07-02"):
                 break
             time.sleep(0.02)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        kill(p)
         self.client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
         st = w.state()["tables"]["ties"]
         self.assertEqual(st["cursor"]["$date"], "2024-07-02T00:00:00Z")

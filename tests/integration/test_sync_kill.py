@@ -3,14 +3,13 @@ instants (in the full read, between checkpoints, in incremental reads while the 
 changing); after the reruns the warehouse equals the source exactly, row by row."""
 import datetime
 import random
-import signal
 import time
 import unittest
 
 import bson
 from bson.codec_options import CodecOptions
 
-from connector import Workdir, assert_table_equals, client, config, start_emu
+from connector import Workdir, assert_table_equals, client, config, kill, start_emu
 
 UTC = datetime.timezone.utc
 N = 200_000
@@ -65,7 +64,7 @@ class TestSyncKill(unittest.TestCase):
             time.sleep(rnd.uniform(0.02, 0.6))
             killed = p.poll() is None
             if killed:
-                p.send_signal(signal.SIGKILL)
+                kill(p)
                 kills += 1
             p.wait()
             if not killed:
