@@ -457,6 +457,10 @@ typedef struct {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* Who waits: each side wakes the other only when it waits, and the converter, once the
+     * queue was full, only when it has half emptied. Fewer wake-ups keep the two threads from
+     * being scheduled onto one core by turns while the other idles. */
+    bool writer_waits, converter_waits;
     cbatch_t *queue[PIPE_DEPTH];
     size_t head, count;
     /* A consumed batch kept for the converter to fill again, with its grown buffers. */
@@ -535,13 +539,18 @@ static bool
 pipe_push(pipe_t *p, cbatch_t *b)
 {
     pthread_mutex_lock(&p->mu);
-    while (p->count == PIPE_DEPTH && !p->stop)
+    while (p->count == PIPE_DEPTH && !p->stop) {
+        p->converter_waits = true;
         pthread_cond_wait(&p->cv, &p->mu);
+    }
     bool ok = !p->stop;
     if (ok) {
         p->queue[(p->head + p->count) % PIPE_DEPTH] = b;
         p->count++;
-        pthread_cond_broadcast(&p->cv);
+        if (p->writer_waits) {
+            p->writer_waits = false;
+            pthread_cond_broadcast(&p->cv);
+        }
     }
     pthread_mutex_unlock(&p->mu);
     if (!ok)
@@ -710,12 +719,17 @@ pipe_next(pipe_t *p, dc_value_t **values, bson_value_t *id, dc_error_t *err)
             p->spare = b;
         else
             cbatch_free(b);
-        while (p->count == 0)
+        while (p->count == 0) {
+            p->writer_waits = true;
             pthread_cond_wait(&p->cv, &p->mu);
+        }
         p->current = p->queue[p->head];
         p->head = (p->head + 1) % PIPE_DEPTH;
         p->count--;
-        pthread_cond_broadcast(&p->cv);
+        if (p->converter_waits && p->count <= PIPE_DEPTH / 2) {
+            p->converter_waits = false;
+            pthread_cond_broadcast(&p->cv);
+        }
         pthread_mutex_unlock(&p->mu);
     }
 }

@@ -38,6 +38,9 @@ struct dc_reader {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* Each side wakes the other only when it waits, the producer only once the queue has half
+     * emptied (as in the engine's conversion queue: fewer wake-ups, steadier scheduling). */
+    bool consumer_waits, producer_waits;
     batch_t *queue[QUEUE_DEPTH];
     size_t head, count;
     /* Consumed chunks, kept for the producer to fill again: a chunk's pages are touched once,
@@ -319,13 +322,18 @@ static bool
 enqueue(dc_reader_t *r, batch_t *b)
 {
     pthread_mutex_lock(&r->mu);
-    while (r->count == QUEUE_DEPTH && !r->stop)
+    while (r->count == QUEUE_DEPTH && !r->stop) {
+        r->producer_waits = true;
         pthread_cond_wait(&r->cv, &r->mu);
+    }
     bool ok = !r->stop;
     if (ok) {
         r->queue[(r->head + r->count) % QUEUE_DEPTH] = b;
         r->count++;
-        pthread_cond_broadcast(&r->cv);
+        if (r->consumer_waits) {
+            r->consumer_waits = false;
+            pthread_cond_broadcast(&r->cv);
+        }
     }
     pthread_mutex_unlock(&r->mu);
     if (!ok)
@@ -433,12 +441,17 @@ dc_reader_next(dc_reader_t *r, dc_error_t *err)
             r->spare[r->nspare++] = b;
         else
             batch_free(b);
-        while (r->count == 0)
+        while (r->count == 0) {
+            r->consumer_waits = true;
             pthread_cond_wait(&r->cv, &r->mu);
+        }
         r->current = r->queue[r->head];
         r->head = (r->head + 1) % QUEUE_DEPTH;
         r->count--;
-        pthread_cond_broadcast(&r->cv);
+        if (r->producer_waits && r->count <= QUEUE_DEPTH / 2) {
+            r->producer_waits = false;
+            pthread_cond_broadcast(&r->cv);
+        }
         pthread_mutex_unlock(&r->mu);
     }
 }
