@@ -46,6 +46,9 @@ measure() {
   local name=$1
   shift
   echo "== $name"
+  # Every step starts with no dirty pages of an earlier one left for the kernel to write back
+  # under its own fsyncs (b leaves ~0.6 GB of SQLite pages behind for c, otherwise).
+  sync
   /usr/bin/time -f '%e %U %S %M' -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err"
 }
 

@@ -825,7 +825,9 @@ sq_upsert(dc_sink_t *base, const dc_table_t *t, const dc_value_t *values, dc_err
     sq_t *s = (sq_t *)base;
     if (!ensure_txn(s, err))
         return false;
-    cached_t *c = cache_entry(s, t->name);
+    /* The same table object as the last upsert (every apply clears checked): no lookup. */
+    cached_t *c = s->last < s->ncache && s->cache[s->last].checked == t ? &s->cache[s->last]
+                                                                        : cache_entry(s, t->name);
     if (c->checked != t || c->ncols != t->ncols || !c->upsert) {
         if (!same_columns(c, t) && !prepare_upsert(s, c, t, err))
             return false;
