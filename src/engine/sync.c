@@ -428,6 +428,7 @@ typedef struct {
     dc_table_t *table;    /* schema: the converter's table after the change (owned) */
     size_t vstart, ncols; /* row: its values in the batch's value array */
     size_t id_off;        /* row: a BSON document {"": _id} at this offset of the buffer */
+    bson_value_t id;      /* row: that _id, once the batch is sealed */
     bool has_cursor;
     int64_t cursor_ms;
 } entry_t;
@@ -535,9 +536,31 @@ cbatch_take(pipe_t *p)
     return b;
 }
 
+/* Turns the rows' buffer offsets into pointers, now that the buffer will not move, on the
+ * converter's thread rather than the writer's. */
+static void
+cbatch_seal(cbatch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        entry_t *e = &b->e[i];
+        if (e->schema)
+            continue;
+        dc_convert_finish_row(b->v + e->vstart, e->ncols, &b->buf);
+        bson_t idoc;
+        bson_iter_t it;
+        uint32_t len;
+        memcpy(&len, b->buf.data + e->id_off, 4);
+        if (bson_init_static(&idoc, (const uint8_t *)b->buf.data + e->id_off,
+                             BSON_UINT32_FROM_LE(len)) &&
+            bson_iter_init(&it, &idoc) && bson_iter_next(&it))
+            e->id = *bson_iter_value(&it);
+    }
+}
+
 static bool
 pipe_push(pipe_t *p, cbatch_t *b)
 {
+    cbatch_seal(b);
     pthread_mutex_lock(&p->mu);
     while (p->count == PIPE_DEPTH && !p->stop) {
         p->converter_waits = true;
@@ -696,15 +719,7 @@ pipe_next(pipe_t *p, dc_value_t **values, bson_value_t *id, dc_error_t *err)
             entry_t *e = &b->e[p->next++];
             if (!e->schema) {
                 *values = b->v + e->vstart;
-                dc_convert_finish_row(*values, e->ncols, &b->buf);
-                bson_t idoc;
-                bson_iter_t it;
-                uint32_t len;
-                memcpy(&len, b->buf.data + e->id_off, 4);
-                if (bson_init_static(&idoc, (const uint8_t *)b->buf.data + e->id_off,
-                                     BSON_UINT32_FROM_LE(len)) &&
-                    bson_iter_init(&it, &idoc) && bson_iter_next(&it))
-                    *id = *bson_iter_value(&it);
+                *id = e->id;
             }
             return e;
         }
