@@ -782,6 +782,13 @@ void
 dc_convert_value(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_value_t *out,
                  dc_convert_stats_t *st)
 {
+    dc_convert_value_ex(it, target, buf, out, st, false);
+}
+
+void
+dc_convert_value_ex(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_value_t *out,
+                    dc_convert_stats_t *st, bool no_date_text)
+{
     bson_type_t bt = bson_iter_type(it);
     size_t start = buf->len;
     out->type = DC_TYPE_NULL;
@@ -833,8 +840,10 @@ dc_convert_value(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_valu
         if (bt == BSON_TYPE_DATE_TIME) {
             char tmp[32];
             out->ms = bson_iter_date_time(it);
-            dc_format_datetime(out->ms, tmp);
-            dc_buf_append_str(buf, tmp);
+            if (!no_date_text) {
+                dc_format_datetime(out->ms, tmp);
+                dc_buf_append_str(buf, tmp);
+            }
             end_buffered(out, target, buf, start);
         }
         break;

@@ -27,6 +27,10 @@ dc_type_t dc_convert_natural_type(bson_type_t t);
  * the pointers are stored as offsets and fixed up by dc_convert_finish_row). */
 void dc_convert_value(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_value_t *out,
                       dc_convert_stats_t *st);
+/* The same; with no_date_text, a UTC_DATETIME carries only its instant (out->ms) and empty
+ * text, for a destination that takes dates as timestamps (serve's Records). */
+void dc_convert_value_ex(const bson_iter_t *it, dc_type_t target, dc_buf_t *buf, dc_value_t *out,
+                         dc_convert_stats_t *st, bool no_date_text);
 
 /* Text values hold offsets into buf until the row is complete; this turns them into pointers
  * (buf may have moved while the row grew). */

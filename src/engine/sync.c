@@ -449,7 +449,8 @@ typedef struct {
     dc_table_t table; /* the converter's copy */
     dc_naming_t naming;
     const char *cursor_field;
-    long cursor_col; /* the column of cursor_field in table, or -1 */
+    long cursor_col;   /* the column of cursor_field in table, or -1 */
+    bool no_date_text; /* dc_sync_opts_t's */
     /* the converter's own */
     long *cols;
     size_t cols_cap;
@@ -659,7 +660,8 @@ convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
             e->has_cursor = true;
             e->cursor_ms = bson_iter_date_time(&it);
         }
-        dc_convert_value(&it, p->table.cols[col].type, &b->buf, &values[col], &p->cstats);
+        dc_convert_value_ex(&it, p->table.cols[col].type, &b->buf, &values[col], &p->cstats,
+                            p->no_date_text);
     }
     return true;
 }
@@ -690,7 +692,8 @@ convert_thread(void *arg)
 }
 
 static pipe_t *
-pipe_open(dc_reader_t *reader, const dc_table_t *t, dc_naming_t naming, const char *cursor_field)
+pipe_open(dc_reader_t *reader, const dc_table_t *t, dc_naming_t naming, const char *cursor_field,
+          bool no_date_text)
 {
     pipe_t *p = calloc(1, sizeof *p);
     if (!p)
@@ -700,6 +703,7 @@ pipe_open(dc_reader_t *reader, const dc_table_t *t, dc_naming_t naming, const ch
     p->naming = naming;
     p->cursor_field = cursor_field;
     p->cursor_col = cursor_field ? dc_table_find_field(&p->table, cursor_field) : -1;
+    p->no_date_text = no_date_text;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (pthread_create(&p->thread, NULL, convert_thread, p) != 0)
@@ -814,7 +818,7 @@ read_phase(run_t *r, dc_source_t *src, read_mode_t mode, dc_error_t *err)
             BSON_APPEND_INT32(&sort, "_id", 1);
         }
         dc_reader_t *rd = dc_reader_open(src, r->t->source, &filter, &sort, cfg->batch_size, 0);
-        pipe_t *pipe = pipe_open(rd, r->t, r->o->naming, cfg->cursor_field);
+        pipe_t *pipe = pipe_open(rd, r->t, r->o->naming, cfg->cursor_field, r->o->no_date_text);
         const entry_t *e;
         dc_value_t *values = NULL;
         bson_value_t id;

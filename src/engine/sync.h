@@ -38,6 +38,8 @@ typedef struct {
     bool (*save_state)(void *ctx, const dc_state_t *st, const char *json, dc_error_t *err);
     void *save_ctx;
     bool progress; /* a progress line per table on the terminal */
+    /* The sink reads UTC_DATETIME values from their instant only (dc_convert_value_ex). */
+    bool no_date_text;
     /* Which collections to read (NULL: all). */
     bool (*include_table)(void *ctx, const char *source);
     void *include_ctx;

@@ -585,6 +585,7 @@ rpc_update(dc_call_t *c, char *message, size_t size)
                             .naming = DC_NAMING_SOURCE,
                             .sink = &sink.base,
                             .save_state = send_checkpoint,
+                            .no_date_text = true, /* Records carry dates as Timestamps */
                             .save_ctx = &em,
                             .include_table = include_table,
                             .include_ctx = &sel,
