@@ -716,6 +716,25 @@ alter_in_place(sq_t *s, const dc_table_t *rec, const dc_table_t *target, dc_erro
 }
 
 /* Brings the recorded table rec to t: new columns, changed types. */
+/* 1 when table `name` has no row, 0 when it has one, -1 on an error. */
+static int
+table_is_empty(sq_t *s, const char *name, dc_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    dc_buf_reset(&s->sql);
+    dc_buf_append_str(&s->sql, "SELECT 1 FROM ");
+    append_ident(&s->sql, name);
+    dc_buf_append_str(&s->sql, " LIMIT 1");
+    if (!prepare(s, s->sql.data, &st, "cannot read a table", err))
+        return -1;
+    int rc = sqlite3_step(st);
+    int empty = rc == SQLITE_DONE ? 1 : rc == SQLITE_ROW ? 0 : -1;
+    if (empty < 0)
+        fail(s, err, "cannot read table '%s'", name);
+    sqlite3_finalize(st);
+    return empty;
+}
+
 static bool
 alter_table(sq_t *s, const dc_table_t *t, const dc_table_t *rec, dc_error_t *err)
 {
@@ -764,6 +783,15 @@ alter_table(sq_t *s, const dc_table_t *t, const dc_table_t *rec, dc_error_t *err
     if (!changed) {
         ok = true;
         goto done;
+    }
+    /* New columns go after the system columns (SQLite only appends) unless the table is
+     * still empty: then it is created again, cheaply, with them in order (a first sync adds
+     * the first document's fields to the table made before it). */
+    if (!rebuild && target.ncols > rec->ncols) {
+        int empty = table_is_empty(s, t->name, err);
+        if (empty < 0)
+            goto done;
+        rebuild = empty;
     }
 
     drop_cached(s, t->name);

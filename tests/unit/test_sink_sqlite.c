@@ -475,6 +475,38 @@ add_column(void **state)
     tmp_remove(&tmp);
 }
 
+/* A column added while the table is still empty (a first sync's first document) is put in
+ * order, before the system columns: the empty table is made again. */
+static void
+add_column_to_empty_table(void **state)
+{
+    (void)state;
+    tmp_t tmp;
+    dc_table_t t;
+    tmp_make(&tmp, "w.db");
+    dc_table_init(&t, "db.c", "c");
+    dc_table_add_column(&t, "_id", "_id", DC_TYPE_STRING);
+    dc_sink_t *s = open_ok(tmp.spec);
+    apply_ok(s, &t);
+    commit_ok(s);
+    dc_table_add_column(&t, "a", "a", DC_TYPE_LONG);
+    dc_table_add_column(&t, "b", "b", DC_TYPE_STRING);
+    apply_ok(s, &t);
+    dc_value_t row[3] = {vtext(DC_TYPE_STRING, "1"), vint(DC_TYPE_LONG, 7),
+                         vtext(DC_TYPE_STRING, "x")};
+    upsert_ok(s, &t, row);
+    commit_ok(s);
+    sqlite3 *db = peek(tmp.path);
+    assert_query(db, "_id,a,b,_fivetran_synced,_fivetran_deleted",
+                 "SELECT group_concat(name, ',') FROM pragma_table_info('c')");
+    assert_cell(db, "c", "a", "1", "integer:7");
+    assert_cell(db, "c", "b", "1", "text:'x'");
+    sqlite3_close(db);
+    dc_sink_close(s);
+    dc_table_cleanup(&t);
+    tmp_remove(&tmp);
+}
+
 /* Columns of the migration table: name, type before, type after. */
 static const struct {
     const char *name;
@@ -1132,6 +1164,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(create_and_upsert_every_type),
     cmocka_unit_test(upsert_replaces_row),
     cmocka_unit_test(add_column),
+    cmocka_unit_test(add_column_to_empty_table),
     cmocka_unit_test(every_migration_converts_exactly),
     cmocka_unit_test(same_storage_migration_in_place),
     cmocka_unit_test(unsupported_migration_changes_nothing),
