@@ -1,6 +1,7 @@
 """Crash safety: `docdb-connector sync` of 200k documents killed with SIGKILL at 50+ random
 instants (in the full read, between checkpoints, in incremental reads while the source keeps
-changing); after the reruns the warehouse equals the source exactly, row by row."""
+changing, with undated documents inserted all along); after the reruns the warehouse equals
+the source exactly, row by row."""
 import datetime
 import random
 import time
@@ -29,6 +30,8 @@ class TestSyncKill(unittest.TestCase):
                  "score": rnd.random() * 1000,
                  "updated_at": base + datetime.timedelta(milliseconds=i // 7)}  # many ties
                 for i in range(N - 10)]
+        for d in docs[::97]:
+            del d["updated_at"]  # undated: only the full read and the undated read see them
         # A few ids of another type sort after every ObjectId-less type: strings sort before
         # ObjectIds, so they come first in _id order and must not be skipped on resume.
         docs += [{"_id": "s-%d" % i, "n": i, "name": "str", "score": 0.5,
@@ -53,6 +56,9 @@ class TestSyncKill(unittest.TestCase):
                                  {"$inc": {"score": 1.0}, "$set": {"updated_at": when}})
             db.users.insert_many([{"_id": bson.ObjectId(), "n": -1, "name": "new",
                                    "score": 1.0, "updated_at": when} for _ in range(200)])
+            # and undated inserts, which only the undated read after max_id finds
+            db.users.insert_many([{"_id": bson.ObjectId(), "n": -2, "name": "undated",
+                                   "score": 2.0} for _ in range(30)])
 
         def complete_and_compare():
             r = w.sync()
