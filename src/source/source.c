@@ -21,6 +21,7 @@ struct dc_source {
  * while memory stays bounded. */
 #define QUEUE_DEPTH 4
 #define BATCH_DOCS  1000
+#define FIRST_BATCH 1000
 #define BATCH_BYTES (1024 * 1024)
 
 typedef struct {
@@ -49,6 +50,7 @@ struct dc_reader {
     size_t nspare;
     bool stop;         /* the consumer closed the reader */
     int batch_size;    /* the server's batch size: chunks end at its batch boundaries */
+    int first_batch;   /* the first batch's size (small, so that work starts early) */
     uint64_t produced; /* documents read so far */
     batch_t *current;
     size_t offset;
@@ -367,7 +369,15 @@ produce(void *arg)
             r->produced++;
             /* Hand over at the end of each server batch too: the next document may be a
              * network round trip away, and the consumer should not wait for it. */
-            bool boundary = r->batch_size > 0 && r->produced % (uint64_t)r->batch_size == 0;
+            bool boundary = false;
+            if (r->batch_size > 0 && r->produced == (uint64_t)r->first_batch) {
+                boundary = true;
+                /* The first batch is in: the getMores fetch full batches. */
+                if (r->first_batch != r->batch_size)
+                    mongoc_cursor_set_batch_size(r->cursor, (uint32_t)r->batch_size);
+            } else if (r->batch_size > 0 && r->produced > (uint64_t)r->first_batch) {
+                boundary = (r->produced - (uint64_t)r->first_batch) % (uint64_t)r->batch_size == 0;
+            }
             if (b->ndocs < BATCH_DOCS && b->len < BATCH_BYTES && !boundary)
                 continue;
         } else {
@@ -399,13 +409,17 @@ dc_reader_open(dc_source_t *s, const char *coll, const bson_t *filter, const bso
     bson_t opts = BSON_INITIALIZER;
     if (sort && !bson_empty(sort))
         BSON_APPEND_DOCUMENT(&opts, "sort", sort);
+    /* The first batch is small: the server answers it sooner, and conversion and writing
+     * start while the next, full-size batch is on its way. */
+    int first = batch_size > FIRST_BATCH ? FIRST_BATCH : batch_size;
     if (batch_size > 0)
-        BSON_APPEND_INT32(&opts, "batchSize", batch_size);
+        BSON_APPEND_INT32(&opts, "batchSize", first);
     if (limit > 0)
         BSON_APPEND_INT64(&opts, "limit", limit);
     r->coll = mongoc_database_get_collection(s->db, coll);
     r->cursor = mongoc_collection_find_with_opts(r->coll, filter, &opts, NULL);
     r->batch_size = batch_size;
+    r->first_batch = first;
     bson_destroy(&opts);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
