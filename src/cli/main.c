@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #ifndef DC_VERSION
 #define DC_VERSION "0.1.0"
@@ -37,6 +39,15 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
+    /* libmongoc, initialised when it is loaded, keeps performance counters in shared memory
+     * named after the process (/dev/shm/mongoc-PID) and removes it at exit. A killed connector
+     * could not: the file stayed, and the next process given the same PID printed a warning on
+     * stderr before main(), in the middle of JSON logs. Unlinked now, the mapping lives on
+     * until the process ends, however it ends. */
+    char shm[32];
+    snprintf(shm, sizeof shm, "/mongoc-%ld", (long)getpid());
+    shm_unlink(shm);
+
     if (argc < 2) {
         usage(stderr);
         return 2;

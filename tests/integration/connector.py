@@ -20,9 +20,9 @@ CONNECTOR = os.environ.get("DOCDB_CONNECTOR", "docdb-connector")
 
 
 def kill(proc):
-    """SIGKILL proc and wait for it. libmongoc keeps counters in /dev/shm/mongoc-PID and
-    removes them at exit; a killed process cannot, and a later process given the same PID
-    then prints 'Falling back to malloc for counters' on stderr before main() runs. The
+    """SIGKILL proc and wait for it. libmongoc keeps counters in /dev/shm/mongoc-PID; the
+    connector unlinks them as main() starts, but a kill before that leaves them, and a later
+    process given the same PID would print a warning on stderr before its main() runs. Such a
     leftover is removed here so that later tests see clean logs."""
     proc.send_signal(signal.SIGKILL)
     proc.wait()
