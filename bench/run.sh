@@ -6,7 +6,8 @@
 # a C client that only counts, (e) the seed's algorithm in Python, (f) an incremental sync after
 # 1% of the documents changed, (g) SQLite alone upserting those same changed rows. Prints a
 # table and the target ratios; writes bench/results/. Steps other than e run REPEAT times
-# (default 3) and the medians count.
+# (default 3) and the medians count. Its work files are removed at the end (KEEP_WORK=1 keeps
+# them).
 # Not part of the test suite (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ cleanup() {
   kill "$emu" 2>/dev/null || true
   [ -n "$serve" ] && kill "$serve" 2>/dev/null || true
   wait 2>/dev/null || true
+  # The warehouses take about 1 GB per million documents; KEEP_WORK=1 keeps them to look at.
+  if [ -z "${KEEP_WORK:-}" ]; then rm -rf "$work"; else echo "work files kept in $work"; fi
 }
 trap cleanup EXIT
 for _ in $(seq 100); do grep -q "listening on" "$work/emu.out" && break; sleep 0.1; done
