@@ -2,7 +2,8 @@
  * converts every document into a row in memory (not timed), then times only writing those rows
  * into SQLite the fastest way we know: one prepared INSERT OR REPLACE per table into a
  * WITHOUT ROWID table, a commit every 1000 rows (the connector's checkpoint cadence), WAL and
- * synchronous=FULL (the connector's durability). Prints one JSON line per collection.
+ * synchronous=FULL (the connector's durability), WAL checkpoints on a thread of their own
+ * (sink/walckpt.h, as the connector). Prints one JSON line per collection.
  *
  * With --since-ms MS, the limit of an incremental sync instead: only the documents whose
  * updated_at is MS or later, read in (updated_at, _id) order as the connector reads changes,
@@ -16,6 +17,7 @@
 
 #include "convert/convert.h"
 #include "engine/sync.h"
+#include "sink/walckpt.h"
 
 typedef struct {
     dc_value_t *values; /* ncols per row */
@@ -83,6 +85,8 @@ main(int argc, char **argv)
     if (sqlite3_open(argv[3], &db) != SQLITE_OK)
         die(db, "open");
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+    /* WAL checkpoints on their own thread, as the connector does. */
+    dc_walckpt_t *ckpt = dc_walckpt_start(db, argv[3]);
     for (int ci = 4; ci < argc; ci++) {
         const char *name = argv[ci];
         mongoc_collection_t *coll = mongoc_client_get_collection(client, argv[2], name);
@@ -215,6 +219,7 @@ main(int argc, char **argv)
         bson_destroy(opts);
         mongoc_collection_destroy(coll);
     }
+    dc_walckpt_stop(ckpt);
     sqlite3_close(db);
     mongoc_client_destroy(client);
     mongoc_uri_destroy(uri);

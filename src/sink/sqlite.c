@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "sink/walckpt.h"
 
 #define META_TABLES  "\"_docdb_connector_tables\""
 #define META_COLUMNS "\"_docdb_connector_columns\""
@@ -51,8 +52,9 @@ typedef struct {
     time_t synced_sec; /* the second synced[] holds, to format the date once a second */
     char synced[40];
     size_t synced_len;
-    dc_buf_t sql;   /* SQL text being built (schema changes only) */
-    dc_buf_t fnbuf; /* results of the custom SQL functions */
+    dc_walckpt_t *ckpt; /* WAL checkpoints beside the writer, or NULL */
+    dc_buf_t sql;       /* SQL text being built (schema changes only) */
+    dc_buf_t fnbuf;     /* results of the custom SQL functions */
 } sq_t;
 
 static void *
@@ -987,6 +989,9 @@ sq_free(sq_t *s)
     sqlite3_finalize(s->begin);
     sqlite3_finalize(s->commit);
     sqlite3_finalize(s->save_state);
+    /* Before the writer closes: as the last connection, its close copies the log back and
+     * removes it. */
+    dc_walckpt_stop(s->ckpt);
     /* Closing rolls back a transaction still open (only after a failed commit). */
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         dc_log(DC_LOG_WARNING, "sqlite '%s': cannot close: %s", s->path, sqlite3_errmsg(s->db));
@@ -1088,6 +1093,8 @@ dc_sqlite_open(const char *path, dc_error_t *err)
      * _id order, small enough for the connector's 64 MiB memory budget (docs/performance.md). */
     if (!exec(s, "PRAGMA cache_size=-8192", "cannot set the cache size", err))
         goto fail;
+    /* WAL checkpoints on a thread of their own; without one, SQLite's own in the commits. */
+    s->ckpt = dc_walckpt_start(s->db, path);
     if (!exec(s,
               "CREATE TABLE IF NOT EXISTS " META_TABLES
               " (source TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL);"
