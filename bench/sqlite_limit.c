@@ -86,7 +86,7 @@ main(int argc, char **argv)
         die(db, "open");
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
     /* WAL checkpoints on their own thread, as the connector does. */
-    dc_walckpt_t *ckpt = dc_walckpt_start(db, argv[3]);
+    dc_walckpt_t *ckpt = dc_walckpt_start(db, argv[3], 0);
     for (int ci = 4; ci < argc; ci++) {
         const char *name = argv[ci];
         mongoc_collection_t *coll = mongoc_client_get_collection(client, argv[2], name);

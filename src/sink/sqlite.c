@@ -1094,7 +1094,7 @@ dc_sqlite_open(const char *path, dc_error_t *err)
     if (!exec(s, "PRAGMA cache_size=-8192", "cannot set the cache size", err))
         goto fail;
     /* WAL checkpoints on a thread of their own; without one, SQLite's own in the commits. */
-    s->ckpt = dc_walckpt_start(s->db, path);
+    s->ckpt = dc_walckpt_start(s->db, path, BUSY_MS);
     if (!exec(s,
               "CREATE TABLE IF NOT EXISTS " META_TABLES
               " (source TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL);"

@@ -19,8 +19,11 @@ struct dc_walckpt {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int background_pages, restart_pages;
-    bool pending, stop, warned;
+    int background_pages, restart_pages, busy_ms;
+    bool pending;        /* a pass is wanted */
+    bool in_pass;        /* the thread is copying */
+    bool restart_wanted; /* the writer waits to restart the log: no new pass */
+    bool stop, warned;
 };
 
 static int
@@ -28,15 +31,29 @@ wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 {
     dc_walckpt_t *c = ctx;
     if (pages >= c->restart_pages) {
-        /* Waits for a background pass to end (the busy handler), then copies and restarts. */
+        /* The restart needs the log to itself: no new pass starts, the one running ends (a
+         * few milliseconds), then the writer copies what is left and starts the log over.
+         * A reader still on an older snapshot makes it a passive copy instead (busy timeout 0:
+         * a long query must not stall the writer), and the next commit tries again. */
+        pthread_mutex_lock(&c->mu);
+        c->restart_wanted = true;
+        while (c->in_pass)
+            pthread_cond_wait(&c->cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+        sqlite3_busy_timeout(db, 0);
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        sqlite3_busy_timeout(db, c->busy_ms);
+        pthread_mutex_lock(&c->mu);
+        c->restart_wanted = false;
+        c->pending = false;
+        pthread_mutex_unlock(&c->mu);
         return SQLITE_OK;
     }
     if (pages >= c->background_pages) {
         pthread_mutex_lock(&c->mu);
         if (!c->pending) {
             c->pending = true;
-            pthread_cond_signal(&c->cv);
+            pthread_cond_broadcast(&c->cv);
         }
         pthread_mutex_unlock(&c->mu);
     }
@@ -49,11 +66,12 @@ run(void *arg)
     dc_walckpt_t *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->pending && !c->stop)
+        while ((!c->pending || c->restart_wanted) && !c->stop)
             pthread_cond_wait(&c->cv, &c->mu);
         if (c->stop)
             break;
         c->pending = false;
+        c->in_pass = true;
         pthread_mutex_unlock(&c->mu);
         int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && !c->warned) {
@@ -63,24 +81,28 @@ run(void *arg)
                    sqlite3_errmsg(c->db));
         }
         pthread_mutex_lock(&c->mu);
+        c->in_pass = false;
+        pthread_cond_broadcast(&c->cv); /* a writer may wait for the pass to end */
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
 dc_walckpt_t *
-dc_walckpt_start(sqlite3 *writer, const char *path)
+dc_walckpt_start(sqlite3 *writer, const char *path, int busy_ms)
 {
-    return dc_walckpt_start_with(writer, path, BACKGROUND_PAGES, RESTART_PAGES);
+    return dc_walckpt_start_with(writer, path, busy_ms, BACKGROUND_PAGES, RESTART_PAGES);
 }
 
 dc_walckpt_t *
-dc_walckpt_start_with(sqlite3 *writer, const char *path, int background_pages, int restart_pages)
+dc_walckpt_start_with(sqlite3 *writer, const char *path, int busy_ms, int background_pages,
+                      int restart_pages)
 {
     dc_walckpt_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->writer = writer;
+    c->busy_ms = busy_ms;
     c->background_pages = background_pages;
     c->restart_pages = restart_pages;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -111,7 +133,7 @@ dc_walckpt_stop(dc_walckpt_t *c)
     sqlite3_wal_autocheckpoint(c->writer, BACKGROUND_PAGES); /* the writer's own again */
     pthread_mutex_lock(&c->mu);
     c->stop = true;
-    pthread_cond_signal(&c->cv);
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
     pthread_cond_destroy(&c->cv);

@@ -11,13 +11,14 @@
 
 typedef struct dc_walckpt dc_walckpt_t;
 
-/* Takes over the automatic checkpoints of db (a connection to path in WAL mode): returns NULL,
- * leaving db as it was, when the second connection or the thread cannot be had. */
-dc_walckpt_t *dc_walckpt_start(sqlite3 *db, const char *path);
+/* Takes over the automatic checkpoints of db (a connection to path in WAL mode, whose busy
+ * timeout is busy_ms): returns NULL, leaving db as it was, when the second connection or the
+ * thread cannot be had. */
+dc_walckpt_t *dc_walckpt_start(sqlite3 *db, const char *path, int busy_ms);
 /* The same with other marks (tests): a background pass from background_pages, the writer's
  * restart from restart_pages. */
-dc_walckpt_t *dc_walckpt_start_with(sqlite3 *db, const char *path, int background_pages,
-                                    int restart_pages);
+dc_walckpt_t *dc_walckpt_start_with(sqlite3 *db, const char *path, int busy_ms,
+                                    int background_pages, int restart_pages);
 /* Stops the thread and closes its connection (before db is closed); NULL does nothing. */
 void dc_walckpt_stop(dc_walckpt_t *c);
 

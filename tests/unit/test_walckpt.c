@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sink/walckpt.h"
@@ -55,7 +56,7 @@ log_stays_bounded_and_rows_intact(void **state)
     exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                 "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
     /* Small marks: a pass every 10 pages, a restart past 300. */
-    dc_walckpt_t *c = dc_walckpt_start_with(db, path, 10, 300);
+    dc_walckpt_t *c = dc_walckpt_start_with(db, path, 10000, 10, 300);
     assert_non_null(c);
     sqlite3_stmt *ins;
     assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?, ?)", -1, &ins, NULL),
@@ -115,7 +116,7 @@ background_copies(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     exec_ok(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
-    dc_walckpt_t *c = dc_walckpt_start_with(db, path, 10, 1000000000);
+    dc_walckpt_t *c = dc_walckpt_start_with(db, path, 0, 10, 1000000000);
     assert_non_null(c);
     long before = file_size(path);
     for (int k = 0; k < 100; k++)
@@ -135,6 +136,44 @@ background_copies(void **state)
     rmdir(dir);
 }
 
+/* A reader that keeps an old snapshot open keeps the log from restarting, but must not stall
+ * the writer: past the restart mark, each commit tries without waiting. (Waiting for the busy
+ * timeout at every commit would take minutes here; the bound is only a guard against that.) */
+static void
+reader_does_not_stall_the_writer(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dc-walckpt-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/w.db", dir);
+    sqlite3 *db, *reader;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    exec_ok(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"
+                "INSERT INTO t (v) VALUES ('first')");
+    assert_int_equal(sqlite3_open(path, &reader), SQLITE_OK);
+    exec_ok(reader, "BEGIN");
+    assert_int_equal(count(reader, "SELECT count(*) FROM t"), 1); /* holds this snapshot */
+    dc_walckpt_t *c = dc_walckpt_start_with(db, path, 10000, 10, 100);
+    assert_non_null(c);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int k = 0; k < 100; k++)
+        exec_ok(db, "BEGIN; INSERT INTO t (v) SELECT printf('%.*c', 300, 'y') FROM "
+                    "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                    "100) SELECT i FROM n); COMMIT");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 30);
+    assert_int_equal(count(reader, "SELECT count(*) FROM t"), 1); /* its snapshot still */
+    exec_ok(reader, "COMMIT");
+    assert_int_equal(count(reader, "SELECT count(*) FROM t"), 10001);
+    sqlite3_close(reader);
+    dc_walckpt_stop(c);
+    sqlite3_close(db);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* Without a second connection (here: a database that cannot be opened again), nothing starts
  * and the writer keeps SQLite's own checkpoints. */
 static void
@@ -143,7 +182,7 @@ no_second_connection(void **state)
     (void)state;
     sqlite3 *db;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-    assert_null(dc_walckpt_start(db, "/nonexistent-dir/x.db"));
+    assert_null(dc_walckpt_start(db, "/nonexistent-dir/x.db", 0));
     dc_walckpt_stop(NULL);
     sqlite3_close(db);
 }
@@ -151,6 +190,7 @@ no_second_connection(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(log_stays_bounded_and_rows_intact),
     cmocka_unit_test(background_copies),
+    cmocka_unit_test(reader_does_not_stall_the_writer),
     cmocka_unit_test(no_second_connection),
 };
 
