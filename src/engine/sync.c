@@ -582,13 +582,61 @@ pipe_push(pipe_t *p, cbatch_t *b)
     return ok;
 }
 
-/* Converts one document into a row of b (and a schema event before it when the table
- * changed). False when the document has no _id. */
+/* Converts the field at it into column col of the row e (values), in b's buffer. */
+static void
+convert_field(pipe_t *p, cbatch_t *b, entry_t *e, dc_value_t *values, long col,
+              const bson_iter_t *it)
+{
+    if (col == 0) {
+        size_t start = b->buf.len;
+        dc_convert_id(it, &b->buf, &p->cstats);
+        values[0].type = DC_TYPE_STRING;
+        values[0].v.s.ptr = (const char *)(uintptr_t)start;
+        values[0].v.s.len = b->buf.len - start;
+        /* The raw _id for the state, as a small document. */
+        bson_t idoc = BSON_INITIALIZER;
+        bson_append_iter(&idoc, "", 0, it);
+        e->id_off = b->buf.len;
+        dc_buf_append(&b->buf, bson_get_data(&idoc), idoc.len);
+        bson_destroy(&idoc);
+        return;
+    }
+    if (col == p->cursor_col && BSON_ITER_HOLDS_DATE_TIME(it)) {
+        e->has_cursor = true;
+        e->cursor_ms = bson_iter_date_time(it);
+    }
+    dc_convert_value_ex(it, p->table.cols[col].type, &b->buf, &values[col], &p->cstats,
+                        p->no_date_text);
+}
+
+/* A new row entry of ncols values in b. */
+static entry_t *
+row_entry(cbatch_t *b, size_t ncols, dc_value_t **values)
+{
+    if (b->nv + ncols > b->capv) {
+        b->capv = (b->nv + ncols) * 2;
+        b->v = realloc(b->v, b->capv * sizeof *b->v);
+        if (!b->v)
+            abort();
+    }
+    entry_t *e = cbatch_entry(b);
+    e->vstart = b->nv;
+    e->ncols = ncols;
+    *values = b->v + b->nv;
+    b->nv += ncols;
+    memset(*values, 0, ncols * sizeof **values);
+    return e;
+}
+
+/* Converts one document into a row of b, in two passes: the first observes every field (and
+ * changes the table), then a schema event goes before the row when the table changed
+ * (changed_before: it changed already, in convert_doc's pass). False when the document has
+ * no _id. */
 static bool
-convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
+convert_doc_two_passes(pipe_t *p, cbatch_t *b, const bson_t *doc, bool changed_before)
 {
     bson_iter_t it;
-    bool changed = false, has_id = false;
+    bool changed = changed_before, has_id = false;
     size_t pos = 0;
     bson_iter_init(&it, doc);
     while (bson_iter_next(&it)) {
@@ -623,47 +671,67 @@ convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
             abort();
         table_copy(e->table, &p->table);
     }
-    size_t ncols = p->table.ncols;
-    if (b->nv + ncols > b->capv) {
-        b->capv = (b->nv + ncols) * 2;
-        b->v = realloc(b->v, b->capv * sizeof *b->v);
-        if (!b->v)
-            abort();
-    }
-    entry_t *e = cbatch_entry(b);
-    e->vstart = b->nv;
-    e->ncols = ncols;
-    dc_value_t *values = b->v + b->nv;
-    b->nv += ncols;
-    memset(values, 0, ncols * sizeof *values);
+    dc_value_t *values;
+    entry_t *e = row_entry(b, p->table.ncols, &values);
     pos = 0;
     bson_iter_init(&it, doc);
     while (bson_iter_next(&it)) {
         long col = p->cols[pos++];
-        if (col < 0)
-            continue; /* a null in a field that never had a value */
-        if (col == 0) {
-            size_t start = b->buf.len;
-            dc_convert_id(&it, &b->buf, &p->cstats);
-            values[0].type = DC_TYPE_STRING;
-            values[0].v.s.ptr = (const char *)(uintptr_t)start;
-            values[0].v.s.len = b->buf.len - start;
-            /* The raw _id for the state, as a small document. */
-            bson_t idoc = BSON_INITIALIZER;
-            bson_append_iter(&idoc, "", 0, &it);
-            e->id_off = b->buf.len;
-            dc_buf_append(&b->buf, bson_get_data(&idoc), idoc.len);
-            bson_destroy(&idoc);
-            continue;
-        }
-        if (col == p->cursor_col && BSON_ITER_HOLDS_DATE_TIME(&it)) {
-            e->has_cursor = true;
-            e->cursor_ms = bson_iter_date_time(&it);
-        }
-        dc_convert_value_ex(&it, p->table.cols[col].type, &b->buf, &values[col], &p->cstats,
-                            p->no_date_text);
+        if (col >= 0) /* else a null in a field that never had a value */
+            convert_field(p, b, e, values, col, &it);
     }
     return true;
+}
+
+/* Converts one document into a row of b, in one pass when the document fits the table as it
+ * is (almost always): each field is observed and converted at once, which spares libbson's
+ * iterator a second walk. A field that changes the table undoes the row and sends the
+ * document through the two passes, which put the schema event before it. False when the
+ * document has no _id. */
+static bool
+convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
+{
+    size_t n0 = b->n, nv0 = b->nv, len0 = b->buf.len;
+    dc_value_t *values;
+    entry_t *e = row_entry(b, p->table.ncols, &values);
+    bson_iter_t it;
+    bool changed = false, has_id = false;
+    size_t pos = 0;
+    bson_iter_init(&it, doc);
+    while (bson_iter_next(&it)) {
+        if (pos == p->cols_cap) {
+            size_t old = p->cols_cap;
+            p->cols_cap = p->cols_cap ? p->cols_cap * 2 : 64;
+            p->cols = realloc(p->cols, p->cols_cap * sizeof *p->cols);
+            if (!p->cols)
+                abort();
+            for (size_t i = old; i < p->cols_cap; i++)
+                p->cols[i] = -1;
+        }
+        const char *key = bson_iter_key(&it);
+        long col;
+        if (key[0] == '_' && strcmp(key, "_id") == 0) {
+            col = 0;
+            has_id = true;
+        } else {
+            col = observe_field(&p->table, key, bson_iter_type(&it), p->naming, p->cols[pos],
+                                &changed);
+        }
+        p->cols[pos++] = col;
+        if (changed)
+            break;
+        if (col >= 0)
+            convert_field(p, b, e, values, col, &it);
+    }
+    if (!changed && has_id)
+        return true;
+    /* Undo the row (entries are plain values: nothing to free). */
+    b->n = n0;
+    b->nv = nv0;
+    b->buf.len = len0;
+    if (b->buf.data)
+        b->buf.data[len0] = '\0';
+    return changed && convert_doc_two_passes(p, b, doc, true);
 }
 
 static void *
