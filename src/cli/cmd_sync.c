@@ -2,6 +2,7 @@
  * files `fivetran debug` uses (configuration.json, files/state.json, files/warehouse.db), a
  * progress line per table on a terminal, and fivetran debug's summary at the end. */
 #include "cli/cli.h"
+#include "core/mem.h"
 #include "core/log.h"
 #include "engine/sync.h"
 
@@ -57,9 +58,7 @@ save_state_file(void *ctx, const dc_state_t *st, const char *json, dc_error_t *e
     f->pending = NULL;
     double now = mono_s();
     if (now - f->last_write < STATE_FILE_INTERVAL_S) {
-        f->pending = strdup(json);
-        if (!f->pending)
-            abort();
+        f->pending = dc_xstrdup(json);
         return true;
     }
     f->last_write = now;
@@ -160,17 +159,8 @@ dc_cmd_sync(int argc, char **argv)
             dest = optarg;
             break;
         case 'n':
-            if (strcmp(optarg, "fivetran") == 0)
-                naming = DC_NAMING_FIVETRAN;
-            else if (strcmp(optarg, "source") == 0)
-                naming = DC_NAMING_SOURCE;
-            else {
-                fprintf(stderr,
-                        "docdb-connector sync: --naming must be fivetran or source, "
-                        "not '%s'\n",
-                        optarg);
+            if (!dc_cli_naming("sync", optarg, &naming))
                 return 2;
-            }
             break;
         case 'l':
             if (strcmp(optarg, "json") == 0)
@@ -191,10 +181,8 @@ dc_cmd_sync(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "docdb-connector sync: unexpected argument '%s'\n", argv[optind]);
+    if (!dc_cli_no_arguments("sync", argc, argv, optind))
         return 2;
-    }
     dc_log_init(json, DC_LOG_INFO);
 
     dc_config_t cfg;

@@ -2,6 +2,7 @@
  * before any connection), the libmongoc URI built with setters, and a masked description. Must not
  * connect, write files, or let a password reach mongoc_uri_new, a log line or an error message. */
 #include "config.h"
+#include "core/mem.h"
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -162,23 +163,6 @@ failf(const char *origin, dc_error_t *err, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return dc_error_set(err, DC_ERR_CONFIG, "%s: %s", origin, msg);
-}
-
-static char *
-xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d)
-        abort();
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    return s ? xstrndup(s, strlen(s)) : NULL;
 }
 
 static void
@@ -670,7 +654,7 @@ take_string(parse_t *p, int key, bool raw, char **out)
     if (!raw)
         trim(&s, &len);
     if (len > 0) {
-        *out = xstrndup(s, len);
+        *out = dc_xstrndup(s, len);
         p->given[key] = true;
     }
     return true;
@@ -881,9 +865,7 @@ parse_collections(parse_t *p, const char *list, dc_config_t *c)
     show_text(list, strlen(list), shown, sizeof shown);
     for (const char *q = list; *q; q++)
         n += *q == ',';
-    c->collections = calloc(n, sizeof *c->collections);
-    if (!c->collections)
-        abort();
+    c->collections = dc_xcalloc(n, sizeof *c->collections);
     for (size_t i = 0; i < n; i++) {
         size_t len = strcspn(s, ",");
         const char *name = s;
@@ -894,7 +876,7 @@ parse_collections(parse_t *p, const char *list, dc_config_t *c)
                          "collections: an empty collection name in %s (check for doubled or "
                          "trailing commas)",
                          shown);
-        c->collections[c->ncollections] = xstrndup(name, nlen);
+        c->collections[c->ncollections] = dc_xstrndup(name, nlen);
         if (memchr(name, '$', nlen) || strncmp(name, "system.", 7) == 0) {
             char bad[128];
             show_text(name, nlen, bad, sizeof bad);
@@ -1080,12 +1062,12 @@ take_all(parse_t *p, dc_config_t *c, build_t *b)
     if (!take_choice(p, KEY_AUTH_MECHANISM, mechanisms, sizeof mechanisms / sizeof mechanisms[0],
                      &choice))
         return false;
-    b->mech = xstrdup(choice);
+    b->mech = dc_xstrdup(choice);
     if (!take_string(p, KEY_AUTH_SOURCE, false, &c->auth_source) ||
         !take_string(p, KEY_REPLICA_SET, false, &c->replica_set) ||
         !take_choice(p, KEY_READ_PREFERENCE, names, sizeof names / sizeof names[0], &choice))
         return false;
-    b->read_pref = xstrdup(choice);
+    b->read_pref = dc_xstrdup(choice);
     if (!take_bool(p, KEY_DIRECT_CONNECTION, &c->direct_connection) ||
         !take_string(p, KEY_COLLECTIONS, false, &s))
         goto done;
@@ -1098,7 +1080,7 @@ take_all(parse_t *p, dc_config_t *c, build_t *b)
     if (c->cursor_field && !check_field_path(p, c->cursor_field))
         goto done;
     if (!c->cursor_field)
-        c->cursor_field = xstrdup("updated_at");
+        c->cursor_field = dc_xstrdup("updated_at");
     if (!take_string(p, KEY_START_DATE, false, &s))
         goto done;
     if (s && !parse_datetime(s, &c->start_date_ms)) {
@@ -1144,17 +1126,17 @@ merge_uri(parse_t *p, dc_config_t *c, build_t *b)
     b->nhosts = count_hosts(u);
     b->uri_tls_opts = uri_has_tls_options(u, &b->uri_insecure);
     if (!c->username && mongoc_uri_get_username(u))
-        c->username = xstrdup(mongoc_uri_get_username(u));
+        c->username = dc_xstrdup(mongoc_uri_get_username(u));
     if (!c->password && mongoc_uri_get_password(u) && *mongoc_uri_get_password(u))
-        c->password = xstrdup(mongoc_uri_get_password(u));
+        c->password = dc_xstrdup(mongoc_uri_get_password(u));
     if (!c->database && mongoc_uri_get_database(u) && *mongoc_uri_get_database(u))
-        c->database = xstrdup(mongoc_uri_get_database(u));
+        c->database = dc_xstrdup(mongoc_uri_get_database(u));
 
     /* TLS: the URI's own setting wins over the default, a key over both. */
     if (!p->given[KEY_TLS] && (b->uri_tls_opts || mongoc_uri_has_option(u, MONGOC_URI_TLS)))
         c->tls = mongoc_uri_get_tls(u);
     if (!c->tls_ca_file && mongoc_uri_get_option_as_utf8(u, MONGOC_URI_TLSCAFILE, NULL))
-        c->tls_ca_file = xstrdup(mongoc_uri_get_option_as_utf8(u, MONGOC_URI_TLSCAFILE, NULL));
+        c->tls_ca_file = dc_xstrdup(mongoc_uri_get_option_as_utf8(u, MONGOC_URI_TLSCAFILE, NULL));
     if (b->uri_insecure &&
         ((p->given[KEY_TLS_ALLOW_INVALID_CERTIFICATES] && !c->tls_allow_invalid_certificates) ||
          (p->given[KEY_TLS_ALLOW_INVALID_HOSTNAMES] && !c->tls_allow_invalid_hostnames)))
@@ -1176,7 +1158,7 @@ merge_uri(parse_t *p, dc_config_t *c, build_t *b)
         char shown[128];
         for (i = 0; i < n; i++) {
             if (strcasecmp(m, mechanisms[i]) == 0) {
-                b->mech = xstrdup(mechanisms[i]);
+                b->mech = dc_xstrdup(mechanisms[i]);
                 break;
             }
         }
@@ -1188,12 +1170,12 @@ merge_uri(parse_t *p, dc_config_t *c, build_t *b)
                          shown);
     }
     if (!c->replica_set && mongoc_uri_get_replica_set(u))
-        c->replica_set = xstrdup(mongoc_uri_get_replica_set(u));
+        c->replica_set = dc_xstrdup(mongoc_uri_get_replica_set(u));
     if (!b->read_pref && mongoc_uri_has_option(u, MONGOC_URI_READPREFERENCE)) {
         mongoc_read_mode_t m = mongoc_read_prefs_get_mode(mongoc_uri_get_read_prefs_t(u));
         for (size_t i = 0; i < sizeof read_modes / sizeof read_modes[0]; i++)
             if (read_modes[i].mode == m)
-                b->read_pref = xstrdup(read_modes[i].name);
+                b->read_pref = dc_xstrdup(read_modes[i].name);
     }
     if (!p->given[KEY_DIRECT_CONNECTION]) {
         if (mongoc_uri_has_option(u, MONGOC_URI_DIRECTCONNECTION)) {
@@ -1244,12 +1226,12 @@ check_rules(parse_t *p, dc_config_t *c, build_t *b)
         if (external && strcmp(c->auth_source, "$external") != 0)
             return failf(origin, err, "auth_source: must be $external with %s", c->auth_mechanism);
     } else if (external || strcmp(c->auth_mechanism, "PLAIN") == 0) {
-        c->auth_source = xstrdup("$external");
+        c->auth_source = dc_xstrdup("$external");
     } else if (b->uri) {
         c->auth_source =
-            xstrdup(mongoc_uri_get_auth_source(b->uri)); /* authSource, the path, admin */
+            dc_xstrdup(mongoc_uri_get_auth_source(b->uri)); /* authSource, the path, admin */
     } else {
-        c->auth_source = xstrdup("admin");
+        c->auth_source = dc_xstrdup("admin");
     }
 
     if (!c->database)
@@ -1306,7 +1288,7 @@ build(parse_t *p, dc_config_t *c)
         if (!p->given[KEY_DIRECT_CONNECTION])
             c->direct_connection = !c->replica_set;
     }
-    c->auth_mechanism = b.mech ? b.mech : xstrdup("SCRAM-SHA-1");
+    c->auth_mechanism = b.mech ? b.mech : dc_xstrdup("SCRAM-SHA-1");
     c->read_preference = b.read_pref;
     b.mech = b.read_pref = NULL;
     ok = check_rules(p, c, &b);
@@ -1425,9 +1407,7 @@ dc_config_load(const char *path, dc_config_t *cfg, dc_error_t *err)
         return dc_error_set(err, DC_ERR_CONFIG, "%s: too large (%lld bytes; at most %d)", path,
                             (long long)st.st_size, MAX_FILE_BYTES);
     }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf)
-        abort();
+    buf = dc_xmalloc((size_t)st.st_size + 1);
     while (len < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
         if (r < 0 && errno == EINTR)

@@ -2,6 +2,7 @@
  * transliteration to ASCII, then snake_case) or the source name as is. Names only: collisions
  * between the resulting names are the caller's to resolve. */
 #include "convert/naming.h"
+#include "core/mem.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -35,24 +36,6 @@ icu_open(void)
     }
 }
 
-static void *
-xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fputs("docdb-connector: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(xmalloc(n), s, n);
-}
-
 /* s (n bytes of UTF-8, invalid bytes taken as U+FFFD) through "Any-Latin; Latin-ASCII", newly
  * allocated; NULL when ICU is unavailable or fails. */
 static char *
@@ -69,7 +52,7 @@ transliterate(const char *s, size_t n)
     UChar *u = NULL;
     for (int attempt = 0; attempt < 6; attempt++) {
         free(u);
-        u = xmalloc((size_t)cap * sizeof *u);
+        u = dc_xmalloc((size_t)cap * sizeof *u);
         status = U_ZERO_ERROR;
         u_strFromUTF8WithSub(u, cap, &ulen, s, (int32_t)n, 0xFFFD, NULL, &status);
         if (U_FAILURE(status))
@@ -96,7 +79,7 @@ transliterate(const char *s, size_t n)
         free(u);
         return NULL;
     }
-    char *out = xmalloc((size_t)olen + 1);
+    char *out = dc_xmalloc((size_t)olen + 1);
     status = U_ZERO_ERROR;
     u_strToUTF8(out, olen + 1, &olen, u, ulen, &status);
     free(u);
@@ -141,7 +124,7 @@ dc_name(const char *source, bool is_table, dc_naming_t naming)
     if (!source)
         source = "";
     if (naming == DC_NAMING_SOURCE)
-        return xstrdup(*source ? source : "_");
+        return dc_xstrdup(*source ? source : "_");
 
     /* 1. Transliterate to ASCII (only when there is something to transliterate). */
     char *translit = NULL;
@@ -157,14 +140,14 @@ dc_name(const char *source, bool is_table, dc_naming_t naming)
 
     /* 2. Anything but [A-Za-z0-9_] becomes '_' (including bytes ICU left non-ASCII). */
     size_t n = strlen(s);
-    char *m = xmalloc(n + 1);
+    char *m = dc_xmalloc(n + 1);
     for (size_t i = 0; i < n; i++)
         m[i] = is_upper(s[i]) || is_lower(s[i]) || is_digit(s[i]) ? s[i] : '_';
     free(translit);
 
     /* 3-5. Split camelCase, collapse '_' runs, lowercase. The split inserts at most one '_'
      * per character, plus the prefix byte, a "_" for an empty name and the NUL. */
-    char *out = xmalloc(2 * n + 3);
+    char *out = dc_xmalloc(2 * n + 3);
     out[0] = '\0'; /* kept free for the '_' prefix of step 6 (and not a '_' for emit) */
     size_t o = 1, start = 1;
     for (size_t i = 0; i < n; i++) {

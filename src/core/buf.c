@@ -2,6 +2,7 @@
  * a JSON library because the escaping must repair invalid UTF-8 (which libbson's JSON output
  * passes through) and must not allocate per value on the conversion hot path. */
 #include "buf.h"
+#include "core/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,10 +40,8 @@ reserve(dc_buf_t *b, size_t extra)
     while (cap < b->len + extra + 1)
         cap *= 2;
     char *p = realloc(b->data, cap);
-    if (!p) {
-        fputs("docdb-connector: out of memory\n", stderr);
-        abort();
-    }
+    if (!p)
+        dc_out_of_memory();
     b->data = p;
     b->cap = cap;
 }

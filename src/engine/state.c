@@ -2,6 +2,7 @@
  * keep their types, so a resume filter compares exactly as the first read did) and its atomic
  * replacement on disk. Knows nothing of the source or the sink. */
 #include "engine/state.h"
+#include "core/mem.h"
 #include "convert/convert.h"
 
 #include <errno.h>
@@ -75,13 +76,11 @@ dc_state_table(dc_state_t *st, const char *source, bool create)
         return NULL;
     if (st->n == st->cap) {
         st->cap = st->cap ? st->cap * 2 : 8;
-        st->tables = realloc(st->tables, st->cap * sizeof *st->tables);
-        if (!st->tables)
-            abort();
+        st->tables = dc_xrealloc(st->tables, st->cap * sizeof *st->tables);
     }
     dc_table_state_t *t = &st->tables[st->n++];
     memset(t, 0, sizeof *t);
-    t->source = strdup(source);
+    t->source = dc_xstrdup(source);
     t->phase = DC_PHASE_SNAPSHOT;
     return t;
 }
@@ -112,7 +111,7 @@ parse_seed(const bson_t *doc, const char *origin, dc_state_t *st, dc_error_t *er
         char *source = strndup(key, klen - (sizeof suffix - 1));
         dc_table_state_t *t = dc_state_table(st, source, true);
         free(source);
-        t->cursor_field = strdup("updated_at");
+        t->cursor_field = dc_xstrdup("updated_at");
         t->phase = DC_PHASE_INCREMENTAL;
         t->has_cursor = true;
         t->cursor_ms = ms; /* no cursor_id: documents at exactly ms are read again (ties) */
@@ -142,7 +141,7 @@ parse_table(const char *source, bson_iter_t *it, const char *origin, dc_state_t 
             phase_seen = true;
         } else if (strcmp(k, "cursor_field") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
             free(t->cursor_field);
-            t->cursor_field = strdup(bson_iter_utf8(&f, NULL));
+            t->cursor_field = dc_xstrdup(bson_iter_utf8(&f, NULL));
         } else if (strcmp(k, "last_id") == 0) {
             dc_state_set_id(&t->last_id, &t->has_last_id, bson_iter_value(&f));
         } else if (strcmp(k, "cursor_id") == 0) {
@@ -275,9 +274,7 @@ dc_state_load(const char *path, dc_state_t *st, dc_error_t *err)
     for (;;) {
         if (len + 4096 > cap) {
             cap = cap ? cap * 2 : 8192;
-            data = realloc(data, cap);
-            if (!data)
-                abort();
+            data = dc_xrealloc(data, cap);
         }
         size_t r = fread(data + len, 1, cap - len, f);
         len += r;

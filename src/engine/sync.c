@@ -2,6 +2,7 @@
  * writes through sink.h and checkpoints; it never formats output for people (the command
  * layer does) and never holds more than one batch of documents. */
 #include "engine/sync.h"
+#include "core/mem.h"
 #include "convert/convert.h"
 #include "core/log.h"
 
@@ -46,9 +47,7 @@ unique_column_name(const dc_table_t *t, char *name)
     if (dc_table_find_name(t, name) < 0)
         return name;
     size_t len = strlen(name) + 24;
-    char *alt = malloc(len);
-    if (!alt)
-        abort();
+    char *alt = dc_xmalloc(len);
     for (int i = 2;; i++) {
         snprintf(alt, len, "%s_%d", name, i);
         if (dc_table_find_name(t, alt) < 0)
@@ -502,9 +501,7 @@ cbatch_entry(cbatch_t *b)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 256;
-        b->e = realloc(b->e, b->cap * sizeof *b->e);
-        if (!b->e)
-            abort();
+        b->e = dc_xrealloc(b->e, b->cap * sizeof *b->e);
     }
     entry_t *e = &b->e[b->n++];
     memset(e, 0, sizeof *e);
@@ -520,9 +517,7 @@ cbatch_take(pipe_t *p)
     p->spare = NULL;
     pthread_mutex_unlock(&p->mu);
     if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b)
-            abort();
+        b = dc_xcalloc(1, sizeof *b);
         return b;
     }
     for (size_t i = 0; i < b->n; i++)
@@ -582,6 +577,31 @@ pipe_push(pipe_t *p, cbatch_t *b)
     return ok;
 }
 
+/* The column of the field at it, the pos-th of its document: 0 for _id (sets *has_id),
+ * else as observe_field gives it, with the column the pos-th field had last time as the
+ * hint. Remembered in p->cols[pos]. */
+static long
+observe_key(pipe_t *p, const bson_iter_t *it, size_t pos, bool *changed, bool *has_id)
+{
+    if (pos == p->cols_cap) {
+        size_t old = p->cols_cap;
+        p->cols_cap = p->cols_cap ? p->cols_cap * 2 : 64;
+        p->cols = dc_xrealloc(p->cols, p->cols_cap * sizeof *p->cols);
+        for (size_t i = old; i < p->cols_cap; i++)
+            p->cols[i] = -1;
+    }
+    const char *key = bson_iter_key(it);
+    long col;
+    if (key[0] == '_' && strcmp(key, "_id") == 0) {
+        col = 0;
+        *has_id = true;
+    } else {
+        col = observe_field(&p->table, key, bson_iter_type(it), p->naming, p->cols[pos], changed);
+    }
+    p->cols[pos] = col;
+    return col;
+}
+
 /* Converts the field at it into column col of the row e (values), in b's buffer. */
 static void
 convert_field(pipe_t *p, cbatch_t *b, entry_t *e, dc_value_t *values, long col,
@@ -615,9 +635,7 @@ row_entry(cbatch_t *b, size_t ncols, dc_value_t **values)
 {
     if (b->nv + ncols > b->capv) {
         b->capv = (b->nv + ncols) * 2;
-        b->v = realloc(b->v, b->capv * sizeof *b->v);
-        if (!b->v)
-            abort();
+        b->v = dc_xrealloc(b->v, b->capv * sizeof *b->v);
     }
     entry_t *e = cbatch_entry(b);
     e->vstart = b->nv;
@@ -640,24 +658,7 @@ convert_doc_two_passes(pipe_t *p, cbatch_t *b, const bson_t *doc, bool changed_b
     size_t pos = 0;
     bson_iter_init(&it, doc);
     while (bson_iter_next(&it)) {
-        if (pos == p->cols_cap) {
-            size_t old = p->cols_cap;
-            p->cols_cap = p->cols_cap ? p->cols_cap * 2 : 64;
-            p->cols = realloc(p->cols, p->cols_cap * sizeof *p->cols);
-            if (!p->cols)
-                abort();
-            for (size_t i = old; i < p->cols_cap; i++)
-                p->cols[i] = -1;
-        }
-        const char *key = bson_iter_key(&it);
-        if (key[0] == '_' && strcmp(key, "_id") == 0) {
-            p->cols[pos] = 0;
-            has_id = true;
-        } else {
-            p->cols[pos] = observe_field(&p->table, key, bson_iter_type(&it), p->naming,
-                                         p->cols[pos], &changed);
-        }
-        pos++;
+        observe_key(p, &it, pos++, &changed, &has_id);
     }
     if (!has_id)
         return false;
@@ -666,9 +667,7 @@ convert_doc_two_passes(pipe_t *p, cbatch_t *b, const bson_t *doc, bool changed_b
     if (changed) {
         entry_t *e = cbatch_entry(b);
         e->schema = true;
-        e->table = malloc(sizeof *e->table);
-        if (!e->table)
-            abort();
+        e->table = dc_xmalloc(sizeof *e->table);
         table_copy(e->table, &p->table);
     }
     dc_value_t *values;
@@ -699,25 +698,7 @@ convert_doc(pipe_t *p, cbatch_t *b, const bson_t *doc)
     size_t pos = 0;
     bson_iter_init(&it, doc);
     while (bson_iter_next(&it)) {
-        if (pos == p->cols_cap) {
-            size_t old = p->cols_cap;
-            p->cols_cap = p->cols_cap ? p->cols_cap * 2 : 64;
-            p->cols = realloc(p->cols, p->cols_cap * sizeof *p->cols);
-            if (!p->cols)
-                abort();
-            for (size_t i = old; i < p->cols_cap; i++)
-                p->cols[i] = -1;
-        }
-        const char *key = bson_iter_key(&it);
-        long col;
-        if (key[0] == '_' && strcmp(key, "_id") == 0) {
-            col = 0;
-            has_id = true;
-        } else {
-            col = observe_field(&p->table, key, bson_iter_type(&it), p->naming, p->cols[pos],
-                                &changed);
-        }
-        p->cols[pos++] = col;
+        long col = observe_key(p, &it, pos++, &changed, &has_id);
         if (changed)
             break;
         if (col >= 0)
@@ -763,9 +744,7 @@ static pipe_t *
 pipe_open(dc_reader_t *reader, const dc_table_t *t, dc_naming_t naming, const char *cursor_field,
           bool no_date_text)
 {
-    pipe_t *p = calloc(1, sizeof *p);
-    if (!p)
-        abort();
+    pipe_t *p = dc_xcalloc(1, sizeof *p);
     p->reader = reader;
     table_copy(&p->table, t);
     p->naming = naming;
@@ -964,7 +943,7 @@ sync_table(const dc_sync_opts_t *o, dc_source_t *src, dc_state_t *st, dc_table_t
         dc_state_reset_table(r.ts);
     }
     free(r.ts->cursor_field);
-    r.ts->cursor_field = strdup(cfg->cursor_field);
+    r.ts->cursor_field = dc_xstrdup(cfg->cursor_field);
 
     if (!dc_sink_apply_table(o->sink, t, err))
         goto done;
@@ -1058,9 +1037,9 @@ dc_sync_collections(dc_source_t *src, const dc_config_t *cfg, char ***names, siz
     free(all);
     if (!ok)
         return false;
-    *names = calloc(cfg->ncollections, sizeof **names);
+    *names = dc_xcalloc(cfg->ncollections, sizeof **names);
     for (size_t i = 0; i < cfg->ncollections; i++)
-        (*names)[i] = strdup(cfg->collections[i]);
+        (*names)[i] = dc_xstrdup(cfg->collections[i]);
     *n = cfg->ncollections;
     return true;
 }
@@ -1095,11 +1074,9 @@ nameset_add(nameset_t *s, const char *name)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 16;
-        s->names = realloc(s->names, s->cap * sizeof *s->names);
-        if (!s->names)
-            abort();
+        s->names = dc_xrealloc(s->names, s->cap * sizeof *s->names);
     }
-    s->names[s->n++] = strdup(name);
+    s->names[s->n++] = dc_xstrdup(name);
 }
 
 static bool
@@ -1130,7 +1107,7 @@ table_for(const dc_sync_opts_t *o, const char *source, nameset_t *used, dc_table
     char *name = dc_name(source, true, o->naming);
     if (nameset_has(used, name)) {
         size_t len = strlen(name) + 24;
-        char *alt = malloc(len);
+        char *alt = dc_xmalloc(len);
         for (int i = 2;; i++) {
             snprintf(alt, len, "%s_%d", name, i);
             if (!nameset_has(used, alt))
@@ -1164,19 +1141,19 @@ dc_sync_run(const dc_sync_opts_t *o, dc_state_t *st, dc_sync_stats_t *stats, dc_
         goto done;
     dc_log(DC_LOG_INFO, "%zu collection%s in database '%s'", n, n == 1 ? "" : "s",
            dc_source_database(src));
-    stats->tables = calloc(n ? n : 1, sizeof *stats->tables);
+    stats->tables = dc_xcalloc(n ? n : 1, sizeof *stats->tables);
     ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         dc_table_t t;
         if (o->include_table && !o->include_table(o->include_ctx, names[i]))
             continue; /* deselected: not read at all */
         dc_table_stats_t *ts = &stats->tables[stats->ntables++];
-        ts->source = strdup(names[i]);
+        ts->source = dc_xstrdup(names[i]);
         if (!table_for(o, names[i], &used, &t, err)) {
             ok = false;
             break;
         }
-        ts->table = strdup(t.name);
+        ts->table = dc_xstrdup(t.name);
         ok = sync_table(o, src, st, &t, ts, stats, err);
         if (!ok)
             dc_error_prefix(err, "%s", names[i]);

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "engine/sync.h"
 #include "fivetran/records.h"
 #include "sink/backend.h"
@@ -87,9 +88,8 @@ config_done(request_config_t *rc)
 
 /* The map entries of a request as parallel arrays (pointers into the message). */
 #define MAP_ARRAYS(entries, n, keys, values)                                                       \
-    char **keys = calloc((n) + 1, sizeof *keys), **values = calloc((n) + 1, sizeof *values);       \
-    if (!keys || !values)                                                                          \
-        abort();                                                                                   \
+    char **keys = dc_xcalloc((n) + 1, sizeof *keys),                                               \
+         **values = dc_xcalloc((n) + 1, sizeof *values);                                           \
     for (size_t i_ = 0; i_ < (n); i_++) {                                                          \
         keys[i_] = (entries)[i_]->key;                                                             \
         values[i_] = (entries)[i_]->value;                                                         \
@@ -100,7 +100,7 @@ config_done(request_config_t *rc)
 static char *
 label_of(const char *name)
 {
-    char *l = strdup(name);
+    char *l = dc_xstrdup(name);
     for (char *p = l; *p; p++)
         if (*p == '_')
             *p = ' ';
@@ -124,8 +124,8 @@ rpc_configuration_form(dc_call_t *c, char *message, size_t size)
     const dc_config_key_t *keys = dc_config_keys(&n);
     FivetranSdk__V2__ConfigurationFormResponse resp =
         FIVETRAN_SDK__V2__CONFIGURATION_FORM_RESPONSE__INIT;
-    FivetranSdk__V2__FormField *fields = calloc(n, sizeof *fields);
-    FivetranSdk__V2__FormField **fp = calloc(n, sizeof *fp);
+    FivetranSdk__V2__FormField *fields = dc_xcalloc(n, sizeof *fields);
+    FivetranSdk__V2__FormField **fp = dc_xcalloc(n, sizeof *fp);
     FivetranSdk__V2__ToggleField toggle = FIVETRAN_SDK__V2__TOGGLE_FIELD__INIT;
     FivetranSdk__V2__UploadField upload = FIVETRAN_SDK__V2__UPLOAD_FIELD__INIT;
     char *types[] = {".pem", ".crt", ".cer"};
@@ -275,7 +275,7 @@ rpc_schema(dc_call_t *c, char *message, size_t size)
               (src = dc_source_open(&rc.cfg, &err)) != NULL &&
               dc_sync_collections(src, &rc.cfg, &names, &n, &err);
     if (ok) {
-        tables = calloc(n ? n : 1, sizeof *tables);
+        tables = dc_xcalloc(n ? n : 1, sizeof *tables);
         for (size_t i = 0; ok && i < n; i++) {
             ok = dc_sync_infer_table(src, names[i], names[i], DC_NAMING_SOURCE, &tables[i], &err);
             ntables += ok;
@@ -284,13 +284,13 @@ rpc_schema(dc_call_t *c, char *message, size_t size)
     if (ok) {
         FivetranSdk__V2__SchemaResponse resp = FIVETRAN_SDK__V2__SCHEMA_RESPONSE__INIT;
         FivetranSdk__V2__TableList list = FIVETRAN_SDK__V2__TABLE_LIST__INIT;
-        FivetranSdk__V2__Table *tv = calloc(ntables ? ntables : 1, sizeof *tv);
-        FivetranSdk__V2__Table **tp = calloc(ntables ? ntables : 1, sizeof *tp);
+        FivetranSdk__V2__Table *tv = dc_xcalloc(ntables ? ntables : 1, sizeof *tv);
+        FivetranSdk__V2__Table **tp = dc_xcalloc(ntables ? ntables : 1, sizeof *tp);
         size_t ncols = 0;
         for (size_t i = 0; i < ntables; i++)
             ncols += tables[i].ncols;
-        FivetranSdk__V2__Column *cv = calloc(ncols ? ncols : 1, sizeof *cv);
-        FivetranSdk__V2__Column **cp = calloc(ncols ? ncols : 1, sizeof *cp);
+        FivetranSdk__V2__Column *cv = dc_xcalloc(ncols ? ncols : 1, sizeof *cv);
+        FivetranSdk__V2__Column **cp = dc_xcalloc(ncols ? ncols : 1, sizeof *cp);
         size_t k = 0;
         for (size_t i = 0; i < ntables; i++) {
             FivetranSdk__V2__Table tinit = FIVETRAN_SDK__V2__TABLE__INIT;
@@ -454,10 +454,8 @@ rs_upsert(dc_sink_t *sink, const dc_table_t *t, const dc_value_t *values, dc_err
     if (s->cols_for != t || s->cols_n != t->ncols) {
         if (s->selected_cap < t->ncols) {
             s->selected_cap = t->ncols * 2;
-            s->selected = realloc(s->selected, s->selected_cap * sizeof *s->selected);
-            s->key_len = realloc(s->key_len, s->selected_cap * sizeof *s->key_len);
-            if (!s->selected || !s->key_len)
-                abort();
+            s->selected = dc_xrealloc(s->selected, s->selected_cap * sizeof *s->selected);
+            s->key_len = dc_xrealloc(s->key_len, s->selected_cap * sizeof *s->key_len);
         }
         for (size_t i = 0; i < t->ncols; i++) {
             s->selected[i] = include_column(s->selection, t->source, t->cols[i].name);

@@ -2,6 +2,7 @@
  * one WITHOUT ROWID table per collection, metadata tables for names and types, type migrations
  * that convert stored values exactly. No BSON, no engine state; no per-row allocation or SQL. */
 #include "sink/sqlite.h"
+#include "core/mem.h"
 #include "convert/convert.h"
 
 #include <errno.h>
@@ -56,24 +57,6 @@ typedef struct {
     dc_buf_t sql;       /* SQL text being built (schema changes only) */
     dc_buf_t fnbuf;     /* results of the custom SQL functions */
 } sq_t;
-
-static void *
-xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q) {
-        fputs("docdb-connector: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, n), s, n);
-}
 
 /* DC_ERR_SINK "sqlite 'PATH': <what>: <sqlite3_errmsg>"; returns false. */
 static bool fail(sq_t *s, dc_error_t *err, const char *fmt, ...)
@@ -430,11 +413,11 @@ cache_entry(sq_t *s, const char *name)
     }
     if (s->ncache == s->capcache) {
         s->capcache = s->capcache ? 2 * s->capcache : 8;
-        s->cache = xrealloc(s->cache, s->capcache * sizeof *s->cache);
+        s->cache = dc_xrealloc(s->cache, s->capcache * sizeof *s->cache);
     }
     cached_t *c = &s->cache[s->ncache];
     memset(c, 0, sizeof *c);
-    c->name = xstrdup(name);
+    c->name = dc_xstrdup(name);
     s->last = s->ncache++;
     return c;
 }
@@ -506,10 +489,10 @@ prepare_upsert(sq_t *s, cached_t *c, const dc_table_t *t, dc_error_t *err)
         fail(s, err, "cannot prepare the upsert into table '%s'", t->name);
         goto done;
     }
-    c->cols = xrealloc(NULL, (t->ncols ? t->ncols : 1) * sizeof *c->cols);
-    c->types = xrealloc(NULL, (t->ncols ? t->ncols : 1) * sizeof *c->types);
+    c->cols = dc_xrealloc(NULL, (t->ncols ? t->ncols : 1) * sizeof *c->cols);
+    c->types = dc_xrealloc(NULL, (t->ncols ? t->ncols : 1) * sizeof *c->types);
     for (size_t i = 0; i < t->ncols; i++) {
-        c->cols[i] = xstrdup(t->cols[i].name);
+        c->cols[i] = dc_xstrdup(t->cols[i].name);
         c->types[i] = t->cols[i].type;
     }
     c->ncols = t->ncols;
@@ -944,7 +927,7 @@ sq_load_state(dc_sink_t *base, char **state, dc_error_t *err)
         return false;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *state = xstrdup(col_text(st, 0));
+        *state = dc_xstrdup(col_text(st, 0));
     bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE || fail(s, err, "cannot read the state");
     sqlite3_finalize(st);
     return ok;
@@ -1024,7 +1007,7 @@ static const dc_sink_ops_t sq_ops = {
 static bool
 make_parents(sq_t *s, dc_error_t *err)
 {
-    char *p = xstrdup(s->path);
+    char *p = dc_xstrdup(s->path);
     bool ok = true;
     for (char *q = p + 1; *q && ok; q++) {
         if (*q != '/' || q[-1] == '/')
@@ -1061,10 +1044,10 @@ dc_sqlite_open(const char *path, dc_error_t *err)
         dc_error_set(err, DC_ERR_CONFIG, "destination 'sqlite:' needs a file path (sqlite:PATH)");
         return NULL;
     }
-    sq_t *s = xrealloc(NULL, sizeof *s);
+    sq_t *s = dc_xrealloc(NULL, sizeof *s);
     memset(s, 0, sizeof *s);
     s->base.ops = &sq_ops;
-    s->path = xstrdup(path);
+    s->path = dc_xstrdup(path);
     s->synced_sec = (time_t)-1;
     dc_buf_init(&s->sql);
     dc_buf_init(&s->fnbuf);

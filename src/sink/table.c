@@ -2,36 +2,17 @@
  * columns with types) that the engine builds and every sink applies. Plain bookkeeping: no
  * destination, no naming rules, no type decisions here. */
 #include "sink/sink.h"
+#include "core/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void *
-xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q) {
-        fputs("docdb-connector: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, n), s, n);
-}
-
 void
 dc_table_init(dc_table_t *t, const char *source, const char *name)
 {
-    t->source = xstrdup(source);
-    t->name = xstrdup(name);
+    t->source = dc_xstrdup(source);
+    t->name = dc_xstrdup(name);
     t->cols = NULL;
     t->ncols = t->cap = 0;
 }
@@ -54,11 +35,11 @@ dc_table_add_column(dc_table_t *t, const char *field, const char *name, dc_type_
 {
     if (t->ncols == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 8;
-        t->cols = xrealloc(t->cols, t->cap * sizeof *t->cols);
+        t->cols = dc_xrealloc(t->cols, t->cap * sizeof *t->cols);
     }
     dc_column_t *c = &t->cols[t->ncols];
-    c->field = xstrdup(field);
-    c->name = xstrdup(name);
+    c->field = dc_xstrdup(field);
+    c->name = dc_xstrdup(name);
     c->type = type;
     return t->ncols++;
 }

@@ -2,6 +2,7 @@
  * the thread that opened it. libmongoc's own log lines are routed to our log at DEBUG level
  * (they can name hosts and are noisy), never to stdout. */
 #include "source/source.h"
+#include "core/mem.h"
 #include "core/log.h"
 
 #include <pthread.h>
@@ -114,9 +115,7 @@ dc_source_open(const dc_config_t *cfg, dc_error_t *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_once);
-    dc_source_t *s = calloc(1, sizeof *s);
-    if (!s)
-        abort();
+    dc_source_t *s = dc_xcalloc(1, sizeof *s);
     dc_config_describe(cfg, s->describe, sizeof s->describe);
     mongoc_uri_t *uri = dc_config_uri(cfg, err);
     if (!uri) {
@@ -124,7 +123,7 @@ dc_source_open(const dc_config_t *cfg, dc_error_t *err)
         return NULL;
     }
     const char *db = cfg->database ? cfg->database : mongoc_uri_get_database(uri);
-    s->database = strdup(db ? db : "");
+    s->database = dc_xstrdup(db ? db : "");
     s->client = mongoc_client_new_from_uri(uri);
     mongoc_uri_destroy(uri);
     if (!s->client) {
@@ -199,11 +198,9 @@ dc_source_list_collections(dc_source_t *s, char ***names, size_t *n, dc_error_t 
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            *names = realloc(*names, cap * sizeof **names);
-            if (!*names)
-                abort();
+            *names = dc_xrealloc(*names, cap * sizeof **names);
         }
-        (*names)[(*n)++] = strdup(name);
+        (*names)[(*n)++] = dc_xstrdup(name);
     }
     bson_error_t e;
     bool ok = !mongoc_cursor_error(cur, &e);
@@ -313,9 +310,7 @@ batch_take(dc_reader_t *r)
         b->cap = cap;
         return b;
     }
-    b = calloc(1, sizeof *b);
-    if (!b)
-        abort();
+    b = dc_xcalloc(1, sizeof *b);
     return b;
 }
 
@@ -359,9 +354,7 @@ produce(void *arg)
                 b->cap = b->cap ? b->cap * 2 : BATCH_BYTES + 64 * 1024;
                 while (b->cap < b->len + doc->len)
                     b->cap *= 2;
-                b->data = realloc(b->data, b->cap);
-                if (!b->data)
-                    abort();
+                b->data = dc_xrealloc(b->data, b->cap);
             }
             memcpy(b->data + b->len, bson_get_data(doc), doc->len);
             b->len += doc->len;
@@ -404,7 +397,7 @@ dc_reader_open(dc_source_t *s, const char *coll, const bson_t *filter, const bso
     size_t size = (sizeof(dc_reader_t) + 127) / 128 * 128;
     dc_reader_t *r = aligned_alloc(128, size);
     if (!r)
-        abort();
+        dc_out_of_memory();
     memset(r, 0, size);
     bson_t opts = BSON_INITIALIZER;
     if (sort && !bson_empty(sort))
