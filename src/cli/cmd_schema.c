@@ -41,12 +41,9 @@ dc_cmd_schema(int argc, char **argv)
             config = optarg;
             break;
         case 'n':
-            if (strcmp(optarg, "fivetran") == 0 || strcmp(optarg, "source") == 0) {
-                naming = optarg[0] == 'f' ? DC_NAMING_FIVETRAN : DC_NAMING_SOURCE;
-                break;
-            }
-            fprintf(stderr, "docdb-connector schema: --naming must be fivetran or source\n");
-            return 2;
+            if (!dc_cli_naming("schema", optarg, &naming))
+                return 2;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -55,10 +52,8 @@ dc_cmd_schema(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "docdb-connector schema: unexpected argument '%s'\n", argv[optind]);
+    if (!dc_cli_no_arguments("schema", argc, argv, optind))
         return 2;
-    }
     dc_config_t cfg;
     if (!dc_cli_load_config(config, &cfg))
         return 2;

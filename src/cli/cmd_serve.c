@@ -58,10 +58,8 @@ dc_cmd_serve(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "docdb-connector serve: unexpected argument '%s'\n", argv[optind]);
+    if (!dc_cli_no_arguments("serve", argc, argv, optind))
         return 2;
-    }
     dc_log_init(true, DC_LOG_INFO);
     dc_log_to_stdout(true);
     return dc_serve_run(bind, (int)port);

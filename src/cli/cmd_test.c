@@ -43,10 +43,8 @@ dc_cmd_test(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "docdb-connector test: unexpected argument '%s'\n", argv[optind]);
+    if (!dc_cli_no_arguments("test", argc, argv, optind))
         return 2;
-    }
     dc_config_t cfg;
     if (!dc_cli_load_config(config, &cfg))
         return 2;
