@@ -35,6 +35,7 @@ struct emu_coll {
      * free, as mongod gets it from its _id index. Deletes and replacements keep it. */
     bool id_ordered;
     emu_doc_t *max_id_doc; /* holds the greatest _id so far (a reference) */
+    bson_value_t max_id;   /* that _id, a view into max_id_doc */
 };
 
 typedef struct {
@@ -270,17 +271,13 @@ emu_coll_insert(emu_coll_t *c, emu_doc_t *doc, emu_error_t *err)
         abort();
     if (c->live == 0 && c->nslots == 0)
         c->id_ordered = true;
-    if (c->id_ordered && c->max_id_doc) {
-        bson_t mview;
-        bson_value_t mid;
-        emu_doc_view(c->max_id_doc, &mview);
-        if (!emu_doc_id(&mview, &mid) || emu_value_compare(&id, &mid) <= 0)
-            c->id_ordered = false;
-    }
+    if (c->id_ordered && c->max_id_doc && emu_value_compare(&id, &c->max_id) <= 0)
+        c->id_ordered = false;
     if (c->id_ordered) {
         emu_doc_ref(doc);
         emu_doc_unref(c->max_id_doc);
         c->max_id_doc = doc;
+        c->max_id = id; /* id is a view into doc, which the collection now holds */
     }
     doc->seq = c->next_seq++;
     c->docs[c->nslots] = doc;
