@@ -2,6 +2,7 @@
  * Each record is sized first (so that every length prefix is known before its bytes), then
  * written into space reserved at once. */
 #include "fivetran/records.h"
+#include "core/mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -228,9 +229,7 @@ dc_records_add_upsert(dc_records_t *r, const char *table, const dc_table_t *t, c
 {
     if (r->lens_cap < t->ncols) {
         r->lens_cap = t->ncols * 2;
-        r->lens = realloc(r->lens, r->lens_cap * sizeof *r->lens);
-        if (!r->lens)
-            abort();
+        r->lens = dc_xrealloc(r->lens, r->lens_cap * sizeof *r->lens);
     }
     size_t tlen = strlen(table);
     size_t rec = len_field(tlen);

@@ -2,6 +2,7 @@
  * worker thread per call with its own PLUCK queue, as ../shared/research/grpc-c-core.md §5
  * describes). Nothing here knows Fivetran's messages: rpc.c handles the calls. */
 #include "fivetran/server.h"
+#include "core/mem.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -192,9 +193,7 @@ worker(void *arg)
 static dc_call_t *
 post_request(grpc_server *server, grpc_completion_queue *srv_cq)
 {
-    dc_call_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    dc_call_t *c = dc_xcalloc(1, sizeof *c);
     c->request = grpc_empty_slice();
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
